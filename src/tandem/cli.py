@@ -1,0 +1,200 @@
+"""The ``tandem`` command: a thin face over the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from tandem import __version__
+from tandem.config import Settings, load_settings
+from tandem.core import CallContext, ConfigError, InvalidArguments, NotFound, Registry, ToolError
+
+app = typer.Typer(
+    name="tandem",
+    help="Tandem: an MCP server that gives AI coding assistants a brain and hands for a real codebase.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+WorkspaceOpt = Annotated[
+    Path | None, typer.Option("--workspace", "-w", help="Workspace root (default: TANDEM_WORKSPACE, else the cwd).")
+]
+ToolsetsOpt = Annotated[
+    str | None, typer.Option("--toolsets", help="Comma-separated toolsets to serve (default: all but conformance).")
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"tandem: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings(workspace: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(workspace, **overrides)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _registry(settings: Settings) -> Registry:
+    try:
+        return Registry.from_entry_points(settings.toolsets, settings.disabled_toolsets)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tandem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Tandem: an MCP server that gives AI coding assistants a brain and hands for a real codebase."""
+
+
+@app.command()
+def serve(
+    http: Annotated[bool, typer.Option("--http", help="Serve /mcp, /sse, /ws and /health over HTTP.")] = False,
+    host: Annotated[str | None, typer.Option(help="HTTP bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default 8765; 0 picks a free one).")] = None,
+    stateless: Annotated[
+        bool | None, typer.Option("--stateless/--stateful", help="Serve /mcp without sessions (JSON responses).")
+    ] = None,
+    toolsets: ToolsetsOpt = None,
+    workspace: WorkspaceOpt = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Run the MCP server: on stdio (the default, for clients that spawn it) or over HTTP with --http."""
+    settings = _settings(
+        workspace, host=host, port=port, stateless_http=stateless, toolsets=toolsets, log_level=log_level
+    )
+    logging.basicConfig(
+        stream=sys.stderr, level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from tandem.server import TandemServer
+
+    tandem = TandemServer(_registry(settings), settings)
+    toolset_names = ", ".join(tandem.registry.toolsets) or "none"
+    if not http:
+        from tandem.transports.stdio import serve_stdio
+
+        typer.echo(
+            f"Tandem {__version__} serving MCP on stdio; workspace {settings.workspace}; toolsets {toolset_names}",
+            err=True,
+        )
+        anyio.run(serve_stdio, tandem)
+        return
+    from tandem.transports.http import serve_http
+
+    def ready(url: str) -> None:
+        mode = "stateless" if settings.stateless_http else "stateful"
+        typer.echo(
+            f"Tandem {__version__} listening on {url} (/mcp {mode}, /sse, /ws, /health); "
+            f"workspace {settings.workspace}; toolsets {toolset_names}",
+            err=True,
+        )
+
+    anyio.run(serve_http, tandem, ready)
+
+
+@app.command()
+def tools(
+    toolsets: ToolsetsOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: each tool with its schemas.")] = False,
+) -> None:
+    """List what the registry serves, by toolset."""
+    registry = _registry(_settings(workspace, toolsets=toolsets))
+    if as_json:
+        out = {
+            name: [
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "inputSchema": t.signature.input_schema,
+                    "outputSchema": t.signature.output_schema,
+                }
+                for t in ts.tools.values()
+            ]
+            for name, ts in registry.toolsets.items()
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    for name, ts in registry.toolsets.items():
+        typer.echo(f"{name}: {ts.description}")
+        for t in ts.tools.values():
+            summary = t.description.splitlines()[0] if t.description else ""
+            typer.echo(f"  {t.name:<28} {summary}")
+        extras = [f"{len(ts.resources) + len(ts.templates)} resources"] if ts.resources or ts.templates else []
+        extras += [f"{len(ts.prompts)} prompts"] if ts.prompts else []
+        if extras:
+            typer.echo(f"  ({', '.join(extras)})")
+
+
+@app.command()
+def call(
+    tool: Annotated[str, typer.Argument(help="The tool to call.")],
+    arguments: Annotated[
+        list[str] | None, typer.Argument(help="key=value pairs; a value that parses as JSON is taken as JSON.")
+    ] = None,
+    toolsets: ToolsetsOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Call a tool in-process and print its result."""
+    settings = _settings(workspace, toolsets=toolsets)
+    registry = _registry(settings)
+    args = _parse_arguments(arguments or [])
+    from tandem.server import TandemServer
+
+    tandem = TandemServer(registry, settings)
+    try:
+        found = registry.tool(tool)
+        result = anyio.run(
+            found.invoke,
+            args,
+            CallContext(workspace=settings.workspace, settings=settings, server_status=tandem.status),
+        )
+    except (NotFound, InvalidArguments) as exc:
+        raise _fail(str(exc)) from None
+    except ToolError as exc:
+        raise _fail(f"{tool}: {exc}", code=1) from None
+    wire = tandem.tool_result(result).model_dump(mode="json", by_alias=True, exclude_none=True)
+    if as_json:
+        typer.echo(json.dumps(wire, indent=2, ensure_ascii=False))
+        return
+    if "structuredContent" in wire:
+        typer.echo(json.dumps(wire["structuredContent"], indent=2, ensure_ascii=False))
+        return
+    for block in wire.get("content", []):
+        typer.echo(block.get("text") if block.get("type") == "text" else json.dumps(block))
+
+
+def _parse_arguments(pairs: list[str]) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _fail(f"argument {pair!r} is not key=value")
+        try:
+            args[key] = json.loads(value)
+        except ValueError:
+            args[key] = value
+    return args
+
+
+def main() -> None:
+    app()

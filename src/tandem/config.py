@@ -1,0 +1,121 @@
+"""Settings: ``tandem.toml`` in the workspace, overridden by ``TANDEM_*`` variables, overridden by the command line.
+
+One ``Settings`` object is built at startup and passed down; nothing reads the environment after that.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tandem.core.errors import ConfigError
+
+CONFIG_FILE = "tandem.toml"
+ENV_PREFIX = "TANDEM_"
+
+_toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("tandem_toml_path", default=None)
+
+NameList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting Tandem reads; each is a key in ``tandem.toml`` and a ``TANDEM_<KEY>`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    workspace: Path = Field(default_factory=Path.cwd, description="The root every workspace path is confined to.")
+    data_dir: Path = Field(Path(".tandem"), description="Where Tandem keeps its data; relative to the workspace.")
+    toolsets: NameList | None = Field(None, description="Toolsets to serve; every built-in but 'conformance' if unset.")
+    disabled_toolsets: NameList = Field(default_factory=list, description="Toolsets never to serve.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8765, ge=0, le=65535, description="Port the HTTP server binds; 0 picks a free one.")
+    stateless_http: bool = Field(False, description="Serve /mcp without sessions, one JSON response per POST.")
+    allowed_hosts: NameList = Field(
+        default_factory=list, description="Host headers accepted besides loopback (DNS-rebinding guard)."
+    )
+    allowed_origins: NameList = Field(default_factory=list, description="Origin headers accepted besides loopback.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Largest HTTP body or WebSocket message accepted.")
+    max_output_chars: int = Field(200_000, gt=0, description="Largest text a tool may return before it is cut.")
+    max_sessions: int = Field(1000, gt=0, description="Most concurrent Streamable HTTP sessions.")
+    session_idle_timeout: float = Field(1800.0, gt=0, description="Seconds before an idle HTTP session is closed.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level (stderr).")
+    log_requests: bool = Field(True, description="Log one structured line per request with its correlation id.")
+
+    @field_validator("toolsets", "disabled_toolsets", "allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir if self.data_dir.is_absolute() else self.workspace / self.data_dir
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _WorkspaceToml(settings_cls))
+
+
+class _WorkspaceToml(PydanticBaseSettingsSource):
+    """The ``tandem.toml`` of the workspace being loaded, if there is one."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _toml_path.get()
+        if path is None or not path.is_file():
+            return {}
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{CONFIG_FILE}: not valid TOML: {exc}") from None
+        # The file lives in the workspace, so it cannot move the workspace.
+        data.pop("workspace", None)
+        return data
+
+
+def load_settings(workspace: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings for ``workspace`` (``TANDEM_WORKSPACE``, else the current directory).
+
+    ``overrides`` come from the command line and win over everything; ``None`` values are ignored.
+    Raises ``ConfigError`` naming the setting and the problem.
+    """
+    root = Path(workspace or os.environ.get(f"{ENV_PREFIX}WORKSPACE") or Path.cwd()).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"workspace: {root} is not a directory")
+    root = root.resolve()
+    token = _toml_path.set(root / CONFIG_FILE)
+    try:
+        return Settings(workspace=root, **{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    finally:
+        _toml_path.reset(token)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{name}: unknown setting (in {CONFIG_FILE}?); see 'tandem serve --help' for the settings")
+        else:
+            where = f"{ENV_PREFIX}{name.upper()} or '{name}' in {CONFIG_FILE}"
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r}; set by {where})")
+    return "invalid settings:\n  " + "\n  ".join(lines)

@@ -1,0 +1,94 @@
+"""The per-call context every tool, resource and prompt function may ask for.
+
+The core knows nothing of JSON-RPC: the server hands each call a ``Peer`` that speaks to the client, and the
+context is the tool's one door to it (progress, logs to the client, sampling, elicitation).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    from tandem.config import Settings
+
+T = TypeVar("T")
+
+LogLevel = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+
+logger = logging.getLogger("tandem.tools")
+
+
+class Peer(Protocol):
+    """What the client at the other end can be asked to do during one call."""
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None: ...
+
+    async def log(self, level: LogLevel, data: Any, logger_name: str | None) -> None: ...
+
+    async def sample(self, prompt: str, *, system: str | None, max_tokens: int) -> str: ...
+
+    async def elicit(self, message: str, schema: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+class _NoPeer:
+    """A call made in-process (``tandem call``, tests): progress and logs go to the log, nothing to ask."""
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        logger.info("progress %s/%s %s", progress, total if total is not None else "?", message or "")
+
+    async def log(self, level: LogLevel, data: Any, logger_name: str | None) -> None:
+        logger.log(logging.getLevelNamesMapping().get(level.upper(), logging.INFO), "%s", data)
+
+    async def sample(self, prompt: str, *, system: str | None, max_tokens: int) -> str:
+        raise RuntimeError("no client is connected to sample from")
+
+    async def elicit(self, message: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+        raise RuntimeError("no client is connected to ask")
+
+
+@dataclass
+class CallContext:
+    """Handed to a tool that declares a parameter of this type; never part of the tool's schema."""
+
+    workspace: Path
+    settings: Settings
+    session_id: str | None = None
+    transport: str = "in-process"
+    correlation_id: str = ""
+    peer: Peer = field(default_factory=_NoPeer)
+    state: dict[str, Any] = field(default_factory=dict)
+    """Per-session scratch space that lives as long as the client's connection."""
+    server_status: Callable[[], dict[str, Any]] = dict
+    """What the serving process says of itself: uptime, sessions, toolsets, timings."""
+
+    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """Tell the client how far the call has come; a no-op when the client asked for no progress."""
+        await self.peer.progress(progress, total, message)
+
+    async def log(self, level: LogLevel, data: Any, logger_name: str | None = None) -> None:
+        """Send a log message to the client (``notifications/message``)."""
+        await self.peer.log(level, data, logger_name)
+
+    async def sample(self, prompt: str, *, system: str | None = None, max_tokens: int = 1024) -> str:
+        """Ask the client's model for a completion and return its text."""
+        return await self.peer.sample(prompt, system=system, max_tokens=max_tokens)
+
+    async def elicit(self, message: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+        """Ask the user for structured input; ``None`` when they decline or cancel."""
+        return await self.peer.elicit(message, schema)
+
+    async def checkpoint(self) -> None:
+        """Raise the cancellation if the client has cancelled this call; call it between steps of long work."""
+        await anyio.lowlevel.checkpoint()
+
+    async def run_sync(self, fn: Callable[[], T]) -> T:
+        """Run blocking work in a worker thread; a cancelled call stops waiting for it at once."""
+        return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)

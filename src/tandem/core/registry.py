@@ -1,0 +1,309 @@
+"""The one registry: tools, resources, resource templates and prompts, grouped into named toolsets.
+
+Toolsets reach the registry through the ``tandem.toolsets`` entry-point group, built-in ones included, so a
+third-party package plugs in exactly as ours do.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, TypeVar
+
+from mcp.shared.uri_template import UriTemplate
+
+from tandem.core.context import CallContext
+from tandem.core.errors import ConfigError, NotFound
+from tandem.core.schema import Signature, signature_of
+
+ENTRY_POINT_GROUP = "tandem.toolsets"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAnnotations:
+    """Hints a client shows its user before a call; see the MCP spec's ``ToolAnnotations``."""
+
+    read_only: bool = False
+    destructive: bool = True
+    idempotent: bool = False
+    open_world: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    fn: Callable[..., Any]
+    signature: Signature
+    annotations: ToolAnnotations
+    toolset: str
+    title: str | None = None
+
+    async def invoke(self, arguments: dict[str, Any] | None, ctx: CallContext) -> Any:
+        kwargs = self.signature.bind(arguments, f"tool {self.name!r}")
+        return await _call(self.fn, kwargs, self.signature.context_param, ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    uri: str
+    name: str
+    description: str
+    mime_type: str
+    fn: Callable[..., Any]
+    signature: Signature
+    toolset: str
+
+    async def read(self, ctx: CallContext) -> str | bytes:
+        return await _call(self.fn, {}, self.signature.context_param, ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceTemplate:
+    uri_template: str
+    name: str
+    description: str
+    mime_type: str
+    fn: Callable[..., Any]
+    signature: Signature
+    toolset: str
+    template: UriTemplate
+
+    def match(self, uri: str) -> dict[str, Any] | None:
+        return self.template.match(uri)
+
+    async def read(self, variables: dict[str, Any], ctx: CallContext) -> str | bytes:
+        kwargs = self.signature.bind(variables, f"resource template {self.uri_template!r}")
+        return await _call(self.fn, kwargs, self.signature.context_param, ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptArgument:
+    name: str
+    description: str
+    required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    name: str
+    description: str
+    fn: Callable[..., Any]
+    signature: Signature
+    toolset: str
+    title: str | None = None
+
+    @property
+    def arguments(self) -> list[PromptArgument]:
+        schema = self.signature.input_schema
+        required = set(schema.get("required", []))
+        return [
+            PromptArgument(name, prop.get("description", ""), name in required)
+            for name, prop in schema.get("properties", {}).items()
+        ]
+
+    async def render(self, arguments: dict[str, Any] | None, ctx: CallContext) -> Any:
+        kwargs = self.signature.bind(arguments, f"prompt {self.name!r}")
+        return await _call(self.fn, kwargs, self.signature.context_param, ctx)
+
+
+async def _call(fn: Callable[..., Any], kwargs: dict[str, Any], context_param: str | None, ctx: CallContext) -> Any:
+    if context_param is not None:
+        kwargs = {**kwargs, context_param: ctx}
+    result = fn(**kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _doc(fn: Callable[..., Any], description: str | None) -> str:
+    return description if description is not None else inspect.cleandoc(fn.__doc__ or "")
+
+
+@dataclass
+class Toolset:
+    """A named group of tools, resources and prompts that is enabled or disabled as one.
+
+    A package exposes a ``Toolset`` object under the ``tandem.toolsets`` entry-point group.
+    """
+
+    name: str
+    description: str = ""
+    tools: dict[str, Tool] = field(default_factory=dict)
+    resources: dict[str, Resource] = field(default_factory=dict)
+    templates: dict[str, ResourceTemplate] = field(default_factory=dict)
+    prompts: dict[str, Prompt] = field(default_factory=dict)
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def tool(
+        self,
+        name: str | None = None,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        read_only: bool = False,
+        destructive: bool | None = None,
+        idempotent: bool | None = None,
+        open_world: bool = False,
+    ) -> Callable[[F], F]:
+        """Register a function as a tool; its type hints become the input schema, its docstring the description."""
+
+        def register(fn: F) -> F:
+            tool_name = name or fn.__name__
+            if tool_name in self.tools:
+                raise ValueError(f"toolset {self.name!r} already has a tool named {tool_name!r}")
+            annotations = ToolAnnotations(
+                read_only=read_only,
+                # A read-only tool neither destroys nor changes anything, so it is idempotent too.
+                destructive=(not read_only) if destructive is None else destructive,
+                idempotent=read_only if idempotent is None else idempotent,
+                open_world=open_world,
+            )
+            self.tools[tool_name] = Tool(
+                name=tool_name,
+                title=title,
+                description=_doc(fn, description),
+                fn=fn,
+                signature=signature_of(fn, context_type=CallContext),
+                annotations=annotations,
+                toolset=self.name,
+            )
+            return fn
+
+        return register
+
+    def resource(
+        self, uri: str, *, name: str | None = None, description: str | None = None, mime_type: str = "text/plain"
+    ) -> Callable[[F], F]:
+        """Register a function as a resource (a fixed URI) or a resource template (a URI with ``{variables}``)."""
+
+        def register(fn: F) -> F:
+            signature = signature_of(fn, context_type=CallContext)
+            common = {
+                "name": name or fn.__name__,
+                "description": _doc(fn, description),
+                "mime_type": mime_type,
+                "fn": fn,
+                "signature": signature,
+                "toolset": self.name,
+            }
+            if UriTemplate.is_template(uri):
+                template = UriTemplate.parse(uri)
+                missing = set(template.variable_names) ^ set(signature.arguments.model_fields)
+                if missing:
+                    raise ValueError(f"resource template {uri!r}: variables and parameters differ on {sorted(missing)}")
+                self.templates[uri] = ResourceTemplate(uri_template=uri, template=template, **common)  # type: ignore[arg-type]
+            else:
+                if signature.arguments.model_fields:
+                    raise ValueError(f"resource {uri!r} is not a template, so its function takes no arguments")
+                self.resources[uri] = Resource(uri=uri, **common)  # type: ignore[arg-type]
+            return fn
+
+        return register
+
+    def prompt(
+        self, name: str | None = None, *, title: str | None = None, description: str | None = None
+    ) -> Callable[[F], F]:
+        """Register a function as a prompt; it returns a string (one user message) or a list of messages."""
+
+        def register(fn: F) -> F:
+            prompt_name = name or fn.__name__
+            self.prompts[prompt_name] = Prompt(
+                name=prompt_name,
+                title=title,
+                description=_doc(fn, description),
+                fn=fn,
+                signature=signature_of(fn, context_type=CallContext),
+                toolset=self.name,
+            )
+            return fn
+
+        return register
+
+
+def discover_toolsets() -> dict[str, EntryPoint]:
+    """Every toolset installed under the ``tandem.toolsets`` entry-point group, by name (not yet loaded)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_toolset(ep: EntryPoint) -> Toolset:
+    """Import one toolset; a broken package stops startup with a message naming it."""
+    try:
+        toolset = ep.load()
+    except Exception as exc:
+        raise ConfigError(f"toolset {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(toolset, Toolset):
+        raise ConfigError(f"toolset {ep.name!r} ({ep.value}) is not a tandem Toolset")
+    if toolset.name != ep.name:
+        raise ConfigError(f"entry point {ep.name!r} names a toolset called {toolset.name!r}; the names must match")
+    return toolset
+
+
+class Registry:
+    """The tools, resources and prompts of the enabled toolsets; every transport serves this one object."""
+
+    def __init__(self, toolsets: Iterable[Toolset]) -> None:
+        self.toolsets: dict[str, Toolset] = {}
+        self.tools: dict[str, Tool] = {}
+        self.resources: dict[str, Resource] = {}
+        self.templates: dict[str, ResourceTemplate] = {}
+        self.prompts: dict[str, Prompt] = {}
+        for toolset in toolsets:
+            self.add(toolset)
+
+    @classmethod
+    def from_entry_points(cls, enabled: Iterable[str] | None = None, disabled: Iterable[str] = ()) -> Registry:
+        """The installed toolsets named in ``enabled`` (all but ``conformance`` when ``None``), less ``disabled``."""
+        available = discover_toolsets()
+        wanted = [n for n in available if n != "conformance"] if enabled is None else list(enabled)
+        unknown = sorted(set(wanted) - available.keys())
+        if unknown:
+            raise ConfigError(
+                f"toolsets: unknown toolset(s) {', '.join(unknown)}; installed: {', '.join(sorted(available))}"
+            )
+        skip = set(disabled)
+        return cls(load_toolset(available[n]) for n in wanted if n not in skip)
+
+    def add(self, toolset: Toolset) -> None:
+        if toolset.name in self.toolsets:
+            raise ValueError(f"toolset {toolset.name!r} is registered twice")
+        for kind, mine, theirs in (
+            ("tool", self.tools, toolset.tools),
+            ("resource", self.resources, toolset.resources),
+            ("resource template", self.templates, toolset.templates),
+            ("prompt", self.prompts, toolset.prompts),
+        ):
+            clash = mine.keys() & theirs.keys()
+            if clash:
+                raise ValueError(f"toolset {toolset.name!r} redefines {kind}(s) {sorted(clash)}")
+        self.toolsets[toolset.name] = toolset
+        self.tools.update(toolset.tools)
+        self.resources.update(toolset.resources)
+        self.templates.update(toolset.templates)
+        self.prompts.update(toolset.prompts)
+
+    def tool(self, name: str) -> Tool:
+        try:
+            return self.tools[name]
+        except KeyError:
+            raise NotFound(f"Unknown tool: {name!r}. Call tools/list to see what this server serves.") from None
+
+    def prompt(self, name: str) -> Prompt:
+        try:
+            return self.prompts[name]
+        except KeyError:
+            raise NotFound(f"Unknown prompt: {name!r}. Call prompts/list to see what this server serves.") from None
+
+    def find_resource(self, uri: str) -> tuple[Resource | ResourceTemplate, dict[str, Any]]:
+        """The resource at ``uri``, or the first template that matches it with its variables."""
+        if uri in self.resources:
+            return self.resources[uri], {}
+        for template in self.templates.values():
+            variables = template.match(uri)
+            if variables is not None:
+                return template, variables
+        raise NotFound(f"Unknown resource: {uri!r}. Call resources/list and resources/templates/list.")

@@ -1,0 +1,448 @@
+"""The MCP binding: the registry served through the official SDK's low-level ``Server``.
+
+Every inbound message reaches ``TandemServer`` through the SDK's middleware seam, which every SDK transport
+(stdio, Streamable HTTP in both protocol generations, SSE) and our WebSocket transport share; there it runs through
+the interceptor chain. Outbound notifications and requests that tools make go through the chain as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import warnings
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
+from mcp.server.models import InitializationOptions
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, ValidationError
+
+from tandem import __version__
+from tandem.config import Settings
+from tandem.core.content import (
+    Audio,
+    Content,
+    EmbeddedResource,
+    Image,
+    PromptMessage,
+    ResourceLink,
+    Text,
+    ToolResult,
+)
+from tandem.core.context import CallContext, LogLevel
+from tandem.core.errors import InvalidArguments, NotFound, ToolError
+from tandem.core.registry import Registry, ResourceTemplate, Tool
+from tandem.server.interceptors import (
+    Blocked,
+    InterceptorChain,
+    Message,
+    RequestLogInterceptor,
+    TimingInterceptor,
+)
+from tandem.server.sessions import SessionTracker, current_exchange, current_transport
+
+logger = logging.getLogger("tandem.server")
+
+INSTRUCTIONS = (
+    "Tandem serves tools for working on the codebase in its workspace. Tools are grouped into toolsets; "
+    "call tools/list to see them. Errors say what was wrong and what to try instead."
+)
+
+_CONNECTION_KEY = "tandem.session"
+
+
+class TandemServer:
+    """The registry bound to MCP: build once, then hand ``server`` to any transport."""
+
+    def __init__(self, registry: Registry, settings: Settings, chain: InterceptorChain | None = None) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.started = time.time()
+        self.sessions = SessionTracker()
+        self.timing = TimingInterceptor()
+        if chain is None:
+            chain = InterceptorChain([RequestLogInterceptor()] if settings.log_requests else [])
+            chain.add(self.timing)
+        self.chain = chain
+        self._tools = [_wire_tool(tool) for tool in registry.tools.values()]
+        self._resources = [
+            types.Resource(uri=r.uri, name=r.name, description=r.description or None, mime_type=r.mime_type)
+            for r in registry.resources.values()
+        ]
+        self._templates = [
+            types.ResourceTemplate(
+                uri_template=t.uri_template, name=t.name, description=t.description or None, mime_type=t.mime_type
+            )
+            for t in registry.templates.values()
+        ]
+        self._prompts = [
+            types.Prompt(
+                name=p.name,
+                title=p.title,
+                description=p.description or None,
+                arguments=[
+                    types.PromptArgument(name=a.name, description=a.description or None, required=a.required)
+                    for a in p.arguments
+                ],
+            )
+            for p in registry.prompts.values()
+        ]
+        with warnings.catch_warnings():
+            # logging/setLevel is deprecated from 2026-07-28 but clients of 2025-11-25 still send it.
+            warnings.simplefilter("ignore")
+            self.server: Server[Any] = Server(
+                "tandem",
+                version=__version__,
+                title="Tandem",
+                instructions=INSTRUCTIONS,
+                on_list_tools=self._list_tools,
+                on_call_tool=self._call_tool,
+                on_list_resources=self._list_resources if registry.resources or registry.templates else None,
+                on_list_resource_templates=self._list_templates if registry.resources or registry.templates else None,
+                on_read_resource=self._read_resource if registry.resources or registry.templates else None,
+                on_list_prompts=self._list_prompts if registry.prompts else None,
+                on_get_prompt=self._get_prompt if registry.prompts else None,
+                on_set_logging_level=self._set_logging_level,
+            )
+        self.server.middleware.append(self._intercept)
+
+    def initialization_options(self) -> InitializationOptions:
+        return self.server.create_initialization_options()
+
+    def status(self) -> dict[str, Any]:
+        """What /health and the server toolset report."""
+        return {
+            "status": "ok",
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started, 3),
+            "toolsets": {name: len(ts.tools) for name, ts in self.registry.toolsets.items()},
+            "sessions": len(self.sessions),
+            "sessions_by_transport": self.sessions.by_transport(),
+            "requests": self.timing.snapshot(),
+        }
+
+    # -- the interceptor seam -------------------------------------------------------------------------------
+
+    def _session(self, ctx: ServerRequestContext[Any, Any]) -> tuple[str, str, dict[str, Any]]:
+        """The (session id, transport, per-session state) of the connection ``ctx`` arrived on."""
+        # The SDK's handler context exposes the Connection only privately until its Context rework (L54).
+        connection = ctx.session._connection
+        known = connection.state.get(_CONNECTION_KEY)
+        if known is not None:
+            return known
+        transport = _transport_of(ctx)
+        info = self.sessions.open(transport, connection.session_id)
+        connection.exit_stack.callback(self.sessions.close, info.id)
+        known = (info.id, transport, {})
+        connection.state[_CONNECTION_KEY] = known
+        return known
+
+    async def _intercept(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        session_id, transport, _ = self._session(ctx)
+        is_request = ctx.request_id is not None
+        message = Message(
+            direction="inbound",
+            kind="request" if is_request else "notification",
+            method=ctx.method,
+            params=dict(ctx.params) if ctx.params is not None else None,
+            id=ctx.request_id,
+            transport=transport,
+            session_id=session_id,
+        )
+        ctx.correlation_id = message.correlation_id  # type: ignore[attr-defined]
+
+        async def terminal(m: Message) -> Message | None:
+            inner = (
+                ctx
+                if m.params is message.params and m.method == message.method
+                else replace(ctx, method=m.method, params=m.params)
+            )
+            try:
+                result = await call_next(inner)
+            except MCPError as exc:
+                return m.response(error=exc.error.model_dump(mode="json", exclude_none=True))
+            except ValidationError as exc:
+                return m.response(
+                    error={"code": types.INVALID_PARAMS, "message": "Invalid request parameters", "data": str(exc)}
+                )
+            if not is_request:
+                return None
+            if isinstance(result, BaseModel):
+                result = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            return m.response(result=result)
+
+        exchange = current_exchange.get()
+        try:
+            if exchange is None:
+                response = await self.chain.run(message, terminal)
+            else:
+                with anyio.CancelScope() as scope:
+                    exchange.scopes.append(scope)
+                    if exchange.cancelled:
+                        scope.cancel()
+                    response = await self.chain.run(message, terminal)
+                if scope.cancelled_caught:
+                    raise MCPError(code=types.INTERNAL_ERROR, message="Request cancelled: the client hung up")
+        except Blocked as exc:
+            raise MCPError(code=exc.code, message=exc.message, data=exc.data) from None
+        if response is None:
+            return None
+        if response.error is not None:
+            raise MCPError(
+                code=response.error.get("code", types.INTERNAL_ERROR),
+                message=response.error.get("message", "error"),
+                data=response.error.get("data"),
+            )
+        return response.result
+
+    async def emit(self, ctx: ServerRequestContext[Any, Any], method: str, params: dict[str, Any], send: Any) -> None:
+        """Pass one outbound notification through the chain; ``send`` delivers it if no layer blocks it."""
+        session_id, transport, _ = self._session(ctx)
+        message = Message(
+            direction="outbound",
+            kind="notification",
+            method=method,
+            params=params,
+            transport=transport,
+            session_id=session_id,
+            correlation_id=getattr(ctx, "correlation_id", ""),
+        )
+
+        async def terminal(m: Message) -> None:
+            await send(m.params or {})
+
+        try:
+            await self.chain.run(message, terminal)
+        except Blocked as exc:
+            logger.info("outbound %s blocked: %s", method, exc.message)
+
+    # -- handlers ---------------------------------------------------------------------------------------------
+
+    def call_context(self, ctx: ServerRequestContext[Any, Any]) -> CallContext:
+        session_id, transport, state = self._session(ctx)
+        return CallContext(
+            workspace=self.settings.workspace,
+            settings=self.settings,
+            session_id=session_id,
+            transport=transport,
+            correlation_id=getattr(ctx, "correlation_id", ""),
+            peer=ClientPeer(self, ctx),
+            state=state,
+            server_status=self.status,
+        )
+
+    async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=self._tools)
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        try:
+            tool = self.registry.tool(params.name)
+            result = await tool.invoke(params.arguments, self.call_context(ctx))
+        except (NotFound, InvalidArguments) as exc:
+            data = {"errors": exc.errors} if isinstance(exc, InvalidArguments) else None
+            raise MCPError(code=types.INVALID_PARAMS, message=str(exc), data=data) from None
+        except ToolError as exc:
+            return types.CallToolResult(content=[types.TextContent(text=str(exc))], is_error=True)
+        except Exception:
+            correlation = getattr(ctx, "correlation_id", "")
+            logger.exception("tool %s failed (correlation id %s)", params.name, correlation)
+            text = (
+                f"Tool {params.name!r} failed unexpectedly; the server log has details (correlation id {correlation})."
+            )
+            return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
+        return self.tool_result(result)
+
+    def tool_result(self, result: Any) -> types.CallToolResult:
+        cap = self.settings.max_output_chars
+        if isinstance(result, ToolResult):
+            return types.CallToolResult(
+                content=[_wire_content(c, cap) for c in result.content],
+                structured_content=result.structured,
+                is_error=result.is_error,
+            )
+        if isinstance(result, BaseModel):
+            data = result.model_dump(mode="json", by_alias=True)
+            text = json.dumps(data, ensure_ascii=False)
+            return types.CallToolResult(content=[_text(text, cap)], structured_content=data)
+        if result is None:
+            return types.CallToolResult(content=[])
+        if isinstance(result, str):
+            return types.CallToolResult(content=[_text(result, cap)])
+        if isinstance(result, Content):
+            return types.CallToolResult(content=[_wire_content(result, cap)])
+        if isinstance(result, list) and result and all(isinstance(c, Content) for c in result):
+            return types.CallToolResult(content=[_wire_content(c, cap) for c in result])
+        return types.CallToolResult(content=[_text(json.dumps(result, ensure_ascii=False, default=str), cap)])
+
+    async def _list_resources(self, ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=self._resources)
+
+    async def _list_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: Any
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=self._templates)
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        try:
+            found, variables = self.registry.find_resource(uri)
+            call_ctx = self.call_context(ctx)
+            data = await (
+                found.read(variables, call_ctx) if isinstance(found, ResourceTemplate) else found.read(call_ctx)
+            )
+        except NotFound as exc:
+            raise MCPError(code=types.RESOURCE_NOT_FOUND, message=str(exc), data={"uri": uri}) from None
+        except (InvalidArguments, ToolError) as exc:
+            raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
+        if isinstance(data, bytes):
+            contents: Any = types.BlobResourceContents(
+                uri=uri, mime_type=found.mime_type, blob=base64.b64encode(data).decode()
+            )
+        else:
+            contents = types.TextResourceContents(uri=uri, mime_type=found.mime_type, text=str(data))
+        return types.ReadResourceResult(contents=[contents])
+
+    async def _list_prompts(self, ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=self._prompts)
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        try:
+            prompt = self.registry.prompt(params.name)
+            rendered = await prompt.render(params.arguments, self.call_context(ctx))
+        except (NotFound, InvalidArguments, ToolError) as exc:
+            raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
+        if isinstance(rendered, str):
+            rendered = [PromptMessage("user", Text(rendered))]
+        cap = self.settings.max_output_chars
+        messages = [types.PromptMessage(role=m.role, content=_wire_content(m.content, cap)) for m in rendered]
+        return types.GetPromptResult(description=prompt.description or None, messages=messages)
+
+    async def _set_logging_level(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        _, _, state = self._session(ctx)
+        state["log_level"] = params.level
+        return types.EmptyResult()
+
+
+_LOG_ORDER: dict[str, int] = {
+    name: i for i, name in enumerate(["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"])
+}
+
+
+class ClientPeer:
+    """The client of one call, as the core's ``Peer``: every message it sends passes the interceptor chain."""
+
+    def __init__(self, owner: TandemServer, ctx: ServerRequestContext[Any, Any]) -> None:
+        self._owner = owner
+        self._ctx = ctx
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        token = self._ctx.meta.get("progress_token") if self._ctx.meta else None
+        if token is None:
+            return
+        params: dict[str, Any] = {"progressToken": token, "progress": progress}
+        if total is not None:
+            params["total"] = total
+        if message is not None:
+            params["message"] = message
+
+        async def send(p: dict[str, Any]) -> None:
+            await self._ctx.session.report_progress(p["progress"], p.get("total"), p.get("message"))
+
+        await self._owner.emit(self._ctx, "notifications/progress", params, send)
+
+    async def log(self, level: LogLevel, data: Any, logger_name: str | None) -> None:
+        _, _, state = self._owner._session(self._ctx)
+        if _LOG_ORDER[level] < _LOG_ORDER.get(state.get("log_level", "debug"), 0):
+            return
+        params: dict[str, Any] = {"level": level, "data": data}
+        if logger_name:
+            params["logger"] = logger_name
+
+        async def send(p: dict[str, Any]) -> None:
+            await self._ctx.session.send_log_message(
+                p["level"], p["data"], p.get("logger"), related_request_id=self._ctx.request_id
+            )
+
+        await self._owner.emit(self._ctx, "notifications/message", params, send)
+
+    async def sample(self, prompt: str, *, system: str | None, max_tokens: int) -> str:
+        result = await self._ctx.session.create_message(
+            messages=[types.SamplingMessage(role="user", content=types.TextContent(text=prompt))],
+            max_tokens=max_tokens,
+            system_prompt=system,
+            related_request_id=self._ctx.request_id,
+        )
+        content = result.content
+        return content.text if isinstance(content, types.TextContent) else str(content)
+
+    async def elicit(self, message: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+        result = await self._ctx.session.elicit_form(message, schema, related_request_id=self._ctx.request_id)
+        return dict(result.content or {}) if result.action == "accept" else None
+
+
+def _transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
+    request = ctx.request
+    if request is not None and hasattr(request, "url"):
+        return "sse" if request.url.path.rstrip("/").endswith("/messages") else "streamable-http"
+    return current_transport.get()
+
+
+def _wire_tool(tool: Tool) -> types.Tool:
+    a = tool.annotations
+    return types.Tool(
+        name=tool.name,
+        title=tool.title,
+        description=tool.description,
+        input_schema=tool.signature.input_schema,
+        output_schema=tool.signature.output_schema,
+        annotations=types.ToolAnnotations(
+            title=tool.title,
+            read_only_hint=a.read_only,
+            destructive_hint=a.destructive,
+            idempotent_hint=a.idempotent,
+            open_world_hint=a.open_world,
+        ),
+    )
+
+
+def _text(text: str, cap: int) -> types.TextContent:
+    if len(text) > cap:
+        text = (
+            text[:cap] + f"\n\n[truncated: showing {cap:,} of {len(text):,} characters; ask for less, e.g. a narrower "
+            "range or a filter]"
+        )
+    return types.TextContent(text=text)
+
+
+def _wire_content(content: Content, cap: int) -> Any:
+    match content:
+        case Text(text):
+            return _text(text, cap)
+        case Image(data, mime):
+            return types.ImageContent(data=base64.b64encode(data).decode(), mime_type=mime)
+        case Audio(data, mime):
+            return types.AudioContent(data=base64.b64encode(data).decode(), mime_type=mime)
+        case EmbeddedResource(uri, mime, text, blob):
+            resource: Any = (
+                types.TextResourceContents(uri=uri, mime_type=mime, text=text)
+                if blob is None
+                else types.BlobResourceContents(uri=uri, mime_type=mime, blob=base64.b64encode(blob).decode())
+            )
+            return types.EmbeddedResource(resource=resource)
+        case ResourceLink(uri, name, description, mime):
+            return types.ResourceLink(uri=uri, name=name, description=description, mime_type=mime)
+    raise TypeError(f"not a content block: {content!r}")

@@ -1,0 +1,214 @@
+"""One ASGI app on one port: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse and /messages/, WebSocket at /ws,
+and GET /health. All of them serve the same ``TandemServer``."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import uvicorn
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from tandem.config import Settings
+from tandem.server import TandemServer
+from tandem.server.sessions import Exchange, current_exchange
+from tandem.transports.websocket import CLOSE_POLICY_VIOLATION, serve_websocket
+
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+def security_settings(settings: Settings) -> TransportSecuritySettings:
+    """Host and Origin checks against DNS rebinding: loopback always, plus what the settings allow."""
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts, *_bound_host(settings)],
+        allowed_origins=[*LOOPBACK_ORIGINS, *settings.allowed_origins],
+    )
+
+
+def _bound_host(settings: Settings) -> list[str]:
+    """A server bound to one specific non-loopback address accepts that address as Host."""
+    try:
+        address = ipaddress.ip_address(settings.host)
+    except ValueError:
+        return [f"{settings.host}:*", settings.host]
+    if address.is_unspecified or address.is_loopback:
+        return []
+    shown = f"[{address}]" if address.version == 6 else str(address)
+    return [f"{shown}:*", shown]
+
+
+def build_app(tandem: TandemServer) -> Starlette:
+    """The ASGI app serving every HTTP-borne transport of ``tandem``."""
+    settings = tandem.settings
+    security = security_settings(settings)
+    guard = TransportSecurityMiddleware(security)
+
+    def session_manager(json_response: bool) -> StreamableHTTPSessionManager:
+        return StreamableHTTPSessionManager(
+            app=tandem.server,
+            json_response=json_response,
+            stateless=settings.stateless_http,
+            security_settings=security,
+            max_request_body_size=settings.max_body_bytes,
+            session_idle_timeout=settings.session_idle_timeout,
+            max_sessions=settings.max_sessions,
+        )
+
+    managers = [session_manager(json_response=settings.stateless_http)]
+    mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(managers[0])
+    if settings.stateless_http:
+        # Stateless answers are one JSON document, which has no room for progress notifications; a call that asks
+        # for progress is answered as an SSE stream instead.
+        managers.append(session_manager(json_response=False))
+        mcp_endpoint = StatelessRouter(mcp_endpoint, StreamableHTTPASGIApp(managers[1]), settings.max_body_bytes)
+    sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
+
+    async def handle_sse(request: Request) -> Response:
+        async with sse.connect_sse(request.scope, request.receive, request._send) as (read_stream, write_stream):
+            await tandem.server.run(read_stream, write_stream, tandem.initialization_options())
+        return Response()
+
+    async def handle_ws(websocket: WebSocket) -> None:
+        refusal = await guard.validate_request(websocket)  # type: ignore[arg-type]
+        if refusal is not None:
+            await websocket.close(code=CLOSE_POLICY_VIOLATION, reason=bytes(refusal.body).decode())
+            return
+        await serve_websocket(tandem, websocket)
+
+    async def health(request: Request) -> Response:
+        refusal = await guard.validate_request(request)
+        if refusal is not None:
+            return refusal
+        status = tandem.status()
+        return JSONResponse(
+            {
+                "status": status["status"],
+                "version": status["version"],
+                "uptime_s": status["uptime_s"],
+                "toolsets": sorted(status["toolsets"]),
+                "sessions": status["sessions"],
+                "sessions_by_transport": status["sessions_by_transport"],
+            }
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for manager in managers:
+                await stack.enter_async_context(manager.run())
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/mcp", endpoint=mcp_endpoint),
+            Route("/sse", endpoint=handle_sse, methods=["GET"]),
+            Mount("/messages/", app=sse.handle_post_message),
+            WebSocketRoute("/ws", endpoint=handle_ws),
+            Route("/health", endpoint=health, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.tandem = tandem
+    return app
+
+
+class StatelessRouter:
+    """The /mcp endpoint of a stateless server.
+
+    A POST whose body asks for progress goes to the streaming app (a JSON answer has no room for notifications),
+    everything else to the JSON app. Without a session, a client cannot name the call it cancels, so a client that
+    hangs up cancels its call.
+    """
+
+    def __init__(self, json_app: ASGIApp, stream_app: ASGIApp, max_body: int) -> None:
+        self.json_app = json_app
+        self.stream_app = stream_app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.json_app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+            if size > self.max_body:
+                break  # the app's own body limit answers 413 from what it is replayed
+        body = b"".join(chunks)
+        disconnected = anyio.Event()
+        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": more}]
+
+        async def replay() -> Message:
+            if pending:
+                return pending.pop()
+            if more:
+                return await receive()
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        app = self.stream_app if b'"progressToken"' in body else self.json_app
+        exchange = Exchange()
+        current_exchange.set(exchange)
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                disconnected.set()
+                exchange.cancel()
+                tg.cancel_scope.cancel()
+
+            if not more:
+                tg.start_soon(watch)
+            await app(scope, replay, send)
+            tg.cancel_scope.cancel()
+
+
+async def serve_http(tandem: TandemServer, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``build_app(tandem)`` under uvicorn until stopped; ``on_ready`` gets the base URL once bound."""
+    settings = tandem.settings
+    config = uvicorn.Config(
+        build_app(tandem),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ws_max_size=settings.max_body_bytes,
+        lifespan="on",
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+
+    async def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await anyio.sleep(0.01)
+        sock = server.servers[0].sockets[0].getsockname()
+        host = f"[{sock[0]}]" if ":" in sock[0] else sock[0]
+        if on_ready is not None:
+            on_ready(f"http://{host}:{sock[1]}")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(announce)
+        await server.serve()
+        tg.cancel_scope.cancel()
