@@ -21,6 +21,7 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
 from tandem import __version__
@@ -55,6 +56,7 @@ INSTRUCTIONS = (
 )
 
 _CONNECTION_KEY = "tandem.session"
+RESOURCE_NOT_FOUND = -32002
 
 
 class TandemServer:
@@ -301,7 +303,9 @@ class TandemServer:
                 found.read(variables, call_ctx) if isinstance(found, ResourceTemplate) else found.read(call_ctx)
             )
         except NotFound as exc:
-            raise MCPError(code=types.RESOURCE_NOT_FOUND, message=str(exc), data={"uri": uri}) from None
+            # -32002 until 2025-11-25; the 2026-07-28 spec retired it for invalid params.
+            code = types.INVALID_PARAMS if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else RESOURCE_NOT_FOUND
+            raise MCPError(code=code, message=str(exc), data={"uri": uri}) from None
         except (InvalidArguments, ToolError) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
         if isinstance(data, bytes):

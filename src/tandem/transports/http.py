@@ -76,6 +76,10 @@ def build_app(tandem: TandemServer) -> Starlette:
     sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
 
     async def handle_sse(request: Request) -> Response:
+        # The SDK's own check answers and then raises, which would break the connection; answer here first.
+        refusal = await guard.validate_request(request)
+        if refusal is not None:
+            return refusal
         async with sse.connect_sse(request.scope, request.receive, request._send) as (read_stream, write_stream):
             await tandem.server.run(read_stream, write_stream, tandem.initialization_options())
         return Response()

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-from typing import Any
 
 import anyio
-import mcp_types as types
 from mcp.shared.message import SessionMessage
-from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tandem.server import TandemServer
 from tandem.server.sessions import current_transport
+from tandem.transports.framing import parse_frame
 
 logger = logging.getLogger("tandem.transports.websocket")
 
@@ -36,17 +33,19 @@ async def serve_websocket(tandem: TandemServer, websocket: WebSocket) -> None:
     to_server_send, to_server_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     from_server_send, from_server_recv = anyio.create_memory_object_stream[SessionMessage](16)
 
-    async def receive_frames() -> None:
-        async with to_server_send:
-            try:
-                while True:
-                    text = await websocket.receive_text()
-                    message = await _parse(text, websocket)
-                    if message is not None:
-                        await to_server_send.send(SessionMessage(message))
-            except (WebSocketDisconnect, RuntimeError):
-                # RuntimeError: a binary frame, or the socket already closed under us.
-                pass
+    async def receive_frames(replies: anyio.abc.ObjectSendStream[SessionMessage]) -> None:
+        async with to_server_send, replies:
+            while True:
+                frame = await websocket.receive()
+                if frame["type"] == "websocket.disconnect":
+                    return
+                # Text frames are the norm; a binary frame holding UTF-8 JSON is taken as well.
+                data = frame.get("text") if frame.get("text") is not None else frame.get("bytes", b"")
+                message, error = parse_frame(data)
+                if error is not None:
+                    await replies.send(error)
+                elif message is not None:
+                    await to_server_send.send(message)
 
     async def send_frames() -> None:
         async with from_server_recv:
@@ -59,31 +58,10 @@ async def serve_websocket(tandem: TandemServer, websocket: WebSocket) -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(send_frames)
-        tg.start_soon(receive_frames)
+        tg.start_soon(receive_frames, from_server_send.clone())
         await tandem.server.run(to_server_recv, from_server_send, tandem.initialization_options())
         tg.cancel_scope.cancel()
     await _close_quietly(websocket)
-
-
-async def _parse(text: str, websocket: WebSocket) -> Any:
-    """The JSON-RPC message in ``text``, or ``None`` after answering the client with the JSON-RPC error."""
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        await _send_error(websocket, None, types.PARSE_ERROR, f"Parse error: {exc}")
-        return None
-    try:
-        return types.jsonrpc_message_adapter.validate_python(raw, by_name=False)
-    except ValidationError:
-        request_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str | int) else None
-        await _send_error(websocket, request_id, types.INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message")
-        return None
-
-
-async def _send_error(websocket: WebSocket, request_id: str | int | None, code: int, message: str) -> None:
-    await websocket.send_text(
-        json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
-    )
 
 
 async def _close_quietly(websocket: WebSocket) -> None:

@@ -1,0 +1,58 @@
+"""The tandem command, run as a user would: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tandem import __version__
+
+
+def tandem(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tandem", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    done = tandem("--version", cwd=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"tandem {__version__}"
+
+
+def test_tools_lists_by_toolset(tmp_path: Path) -> None:
+    plain = tandem("tools", cwd=tmp_path)
+    both = tandem("tools", "--toolsets", "server,conformance", "--json", cwd=tmp_path)
+    assert plain.returncode == 0
+    assert plain.stdout.startswith("server: ")
+    assert "server_info" in plain.stdout and "conformance" not in plain.stdout
+    listing = json.loads(both.stdout)
+    assert set(listing) == {"server", "conformance"}
+    add = next(t for t in listing["conformance"] if t["name"] == "add")
+    assert add["inputSchema"]["required"] == ["a", "b"]
+
+
+def test_call_prints_results_and_errors(tmp_path: Path) -> None:
+    added = tandem("call", "add", "a=2", "b=3", "--toolsets", "conformance", cwd=tmp_path)
+    as_json = tandem("call", "server_info", "--json", cwd=tmp_path)
+    bad = tandem("call", "add", "a=2", "b=three", "--toolsets", "conformance", cwd=tmp_path)
+    failing = tandem("call", "test_error_handling", "--toolsets", "conformance", cwd=tmp_path)
+    unknown = tandem("call", "nope", cwd=tmp_path)
+    malformed = tandem("call", "add", "a", "--toolsets", "conformance", cwd=tmp_path)
+    assert (added.returncode, added.stdout.strip()) == (0, "5")
+    info = json.loads(as_json.stdout)
+    assert info["structuredContent"]["workspace"] == str(tmp_path.resolve())
+    assert bad.returncode == 2 and "b: Input should be a valid integer" in bad.stderr
+    assert failing.returncode == 1 and "intentionally returns an error" in failing.stderr
+    assert unknown.returncode == 2 and "Unknown tool: 'nope'" in unknown.stderr
+    assert malformed.returncode == 2 and "is not key=value" in malformed.stderr
+    for done in (bad, failing, unknown, malformed):
+        assert "Traceback" not in done.stderr
+
+
+def test_unknown_toolset_is_a_clear_error(tmp_path: Path) -> None:
+    done = tandem("serve", "--toolsets", "server,nope", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown toolset(s) nope" in done.stderr

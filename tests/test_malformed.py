@@ -1,0 +1,188 @@
+"""Malformed input on every transport gets the right JSON-RPC or HTTP error, and the server keeps serving."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx2 as httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+pytestmark = pytest.mark.anyio
+
+ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def _error(body: str) -> dict:
+    """The JSON-RPC error in a JSON or single-event SSE body."""
+    if body.startswith("event:") or body.startswith("data:"):
+        body = next(line[5:] for line in body.splitlines() if line.startswith("data:"))
+    return json.loads(body)["error"]
+
+
+async def _still_serving(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as client:
+        health = await client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("server_name", ["http_server", "stateless_server"])
+async def test_streamable_http_rejects_malformed_requests(server_name: str, request: pytest.FixtureRequest) -> None:
+    server = request.getfixturevalue(server_name)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        bad_json = await client.post("/mcp", content=b"{nope", headers=ACCEPT)
+        wrong_shape = await client.post("/mcp", content=b'{"hello": "world"}', headers=ACCEPT)
+        too_big = await client.post("/mcp", content=b"x" * (5 * 1024 * 1024), headers=ACCEPT)
+        wrong_type = await client.post(
+            "/mcp", content=json.dumps(INIT), headers={**ACCEPT, "content-type": "text/plain"}
+        )
+    assert bad_json.status_code == 400
+    assert _error(bad_json.text)["code"] == -32700
+    assert wrong_shape.status_code == 400
+    assert _error(wrong_shape.text)["code"] in (-32600, -32602)
+    assert too_big.status_code == 413
+    assert wrong_type.status_code in (400, 415)
+    await _still_serving(server.url)
+
+
+async def test_streamable_http_unknown_session_and_method(http_server) -> None:  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient(base_url=http_server.url) as client:
+        ghost = await client.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={**ACCEPT, "mcp-session-id": "f" * 32},
+        )
+        opened = await client.post("/mcp", json=INIT, headers=ACCEPT)
+        session = {**ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
+        await client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        unknown = await client.post("/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "no/such"}, headers=session)
+        listed = await client.post("/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=session)
+        closed = await client.delete("/mcp", headers=session)
+        after_close = await client.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, headers=session
+        )
+    assert ghost.status_code == 404
+    assert _error(ghost.text)["message"] == "Session not found"
+    assert opened.status_code == 200
+    assert _error(unknown.text)["code"] == -32601
+    assert "server_info" in listed.text
+    assert closed.status_code == 200
+    assert after_close.status_code == 404
+
+
+async def test_sse_rejects_malformed_and_unknown_sessions(http_server) -> None:  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient(base_url=http_server.url) as client:
+        unknown = await client.post("/messages/?session_id=" + "0" * 32, json=INIT, headers=ACCEPT)
+        no_session = await client.post("/messages/", json=INIT, headers=ACCEPT)
+        async with client.stream("GET", "/sse", headers={"accept": "text/event-stream"}) as stream:
+            lines = stream.aiter_lines()
+            endpoint = ""
+            async for line in lines:
+                if line.startswith("data:"):
+                    endpoint = line[5:].strip()
+                    break
+            bad_json = await client.post(endpoint, content=b"{nope", headers=ACCEPT)
+            too_big = await client.post(endpoint, content=b"x" * (5 * 1024 * 1024), headers=ACCEPT)
+            good = await client.post(endpoint, json=INIT, headers=ACCEPT)
+            reply = ""
+            async for line in lines:
+                if line.startswith("data:") and '"id":1' in line:
+                    reply = line[5:]
+                    break
+    assert unknown.status_code == 404
+    assert no_session.status_code == 400
+    assert endpoint.startswith("/messages/?session_id=")
+    assert bad_json.status_code == 400
+    assert too_big.status_code == 413
+    assert good.status_code == 202
+    assert json.loads(reply)["result"]["serverInfo"]["name"] == "tandem"
+    await _still_serving(http_server.url)
+
+
+async def test_websocket_answers_malformed_frames(http_server) -> None:  # type: ignore[no-untyped-def]
+    url = http_server.url.replace("http://", "ws://") + "/ws"
+    async with websockets.connect(url, subprotocols=["mcp"], max_size=None) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "mcp"
+        replies = []
+        for frame in [
+            "{nope",
+            '{"hello": "world", "id": 9}',
+            json.dumps(INIT),
+            '{"jsonrpc":"2.0","id":2,"method":"x/y"}',
+        ]:
+            await ws.send(frame)
+            replies.append(json.loads(await ws.recv()))
+        await ws.send(b'{"jsonrpc":"2.0","id":3,"method":"ping"}')
+        replies.append(json.loads(await ws.recv()))
+        await ws.send("x" * (5 * 1024 * 1024))
+        with pytest.raises(ConnectionClosedError) as closed:
+            await ws.recv()
+    assert replies[0]["error"]["code"] == -32700
+    assert replies[1]["error"]["code"] == -32600 and replies[1]["id"] == 9
+    assert replies[2]["result"]["serverInfo"]["name"] == "tandem"
+    assert replies[3]["error"]["code"] == -32601
+    assert replies[4] == {"jsonrpc": "2.0", "id": 3, "result": {}}
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    await _still_serving(http_server.url)
+
+
+async def test_websocket_refuses_foreign_subprotocol_and_origin(http_server) -> None:  # type: ignore[no-untyped-def]
+    url = http_server.url.replace("http://", "ws://") + "/ws"
+    with pytest.raises(InvalidStatus) as wrong_protocol:
+        async with websockets.connect(url, subprotocols=["graphql-ws"]):  # type: ignore[list-item]
+            pass
+    with pytest.raises(InvalidStatus) as foreign_origin:
+        async with websockets.connect(url, subprotocols=["mcp"], origin="http://evil.example"):  # type: ignore[list-item,arg-type]
+            pass
+    assert wrong_protocol.value.response.status_code == 403
+    assert foreign_origin.value.response.status_code == 403
+    await _still_serving(http_server.url)
+
+
+def test_stdio_answers_malformed_lines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lines = [
+        "{nope",
+        '{"hello": "world"}',
+        json.dumps(INIT),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json.dumps({"jsonrpc": "2.0", "id": 2, "method": "no/such"}),
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "add", "arguments": {"a": 1, "b": 2}},
+            }
+        ),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tandem", "serve", "--toolsets", "conformance", "--workspace", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("\n".join(lines) + "\n")
+    proc.stdin.flush()
+    replies = [json.loads(proc.stdout.readline()) for _ in range(5)]
+    proc.stdin.close()
+    assert proc.wait(10) == 0
+    by_id = {r.get("id"): r for r in replies if r.get("id") is not None}
+    errors = [r["error"]["code"] for r in replies if r.get("id") is None]
+    assert sorted(errors) == [-32700, -32600]
+    assert by_id[1]["result"]["serverInfo"]["name"] == "tandem"
+    assert by_id[2]["error"]["code"] == -32601
+    assert by_id[3]["result"]["content"][0]["text"] == "3"
+    # Nothing but JSON-RPC reached stdout; the banner went to stderr.
+    assert "Tandem" in proc.stderr.read()
