@@ -23,9 +23,9 @@ INIT = {
 
 
 def _error(body: str) -> dict:
-    """The JSON-RPC error in a JSON or single-event SSE body."""
-    if body.startswith("event:") or body.startswith("data:"):
-        body = next(line[5:] for line in body.splitlines() if line.startswith("data:"))
+    """The JSON-RPC error in a JSON body or an SSE body (whose priming event carries no data)."""
+    if body.startswith(("event:", "data:", "id:", "retry:")):
+        body = next(line[5:] for line in body.splitlines() if line.startswith("data:") and line[5:].strip())
     return json.loads(body)["error"]
 
 

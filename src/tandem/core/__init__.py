@@ -1,8 +1,17 @@
 """The core: registry, call context, errors, content types. It knows nothing of JSON-RPC or transports."""
 
-from tandem.core.content import Audio, EmbeddedResource, Image, PromptMessage, ResourceLink, Text, ToolResult
+from tandem.core.content import (
+    Audio,
+    EmbeddedResource,
+    Image,
+    InputRequired,
+    PromptMessage,
+    ResourceLink,
+    Text,
+    ToolResult,
+)
 from tandem.core.context import CallContext
-from tandem.core.errors import ConfigError, InvalidArguments, NotFound, TandemError, ToolError
+from tandem.core.errors import ConfigError, InvalidArguments, MissingCapability, NotFound, TandemError, ToolError
 from tandem.core.registry import Registry, ToolAnnotations, Toolset, discover_toolsets
 
 __all__ = [
@@ -11,7 +20,9 @@ __all__ = [
     "ConfigError",
     "EmbeddedResource",
     "Image",
+    "InputRequired",
     "InvalidArguments",
+    "MissingCapability",
     "NotFound",
     "PromptMessage",
     "Registry",

@@ -57,3 +57,30 @@ class ToolResult:
 class PromptMessage:
     role: Literal["user", "assistant"]
     content: Content
+
+
+@dataclass(frozen=True, slots=True)
+class InputRequired:
+    """Ask the client for input before the call can finish (the 2026-07-28 multi-round-trip result).
+
+    ``requests`` maps a key of the tool's choosing to an MCP input request (``{"method": "elicitation/create" |
+    "sampling/createMessage" | "roots/list", "params": {...}}``). The client answers by calling again with
+    ``input_responses`` under the same keys, and ``state`` echoed back as ``CallContext.request_state``; the server
+    seals ``state`` so the client cannot forge it.
+    """
+
+    requests: dict[str, dict[str, Any]]
+    state: str | None = None
+
+    @staticmethod
+    def elicitation(message: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"method": "elicitation/create", "params": {"message": message, "requestedSchema": schema}}
+
+    @staticmethod
+    def sampling(prompt: str, max_tokens: int = 1024) -> dict[str, Any]:
+        message = {"role": "user", "content": {"type": "text", "text": prompt}}
+        return {"method": "sampling/createMessage", "params": {"messages": [message], "maxTokens": max_tokens}}
+
+    @staticmethod
+    def roots() -> dict[str, Any]:
+        return {"method": "roots/list", "params": {}}

@@ -68,6 +68,13 @@ class CallContext:
     """Per-session scratch space that lives as long as the client's connection."""
     server_status: Callable[[], dict[str, Any]] = dict
     """What the serving process says of itself: uptime, sessions, toolsets, timings."""
+    protocol_version: str = ""
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
+    """What the client declared it can do (``sampling``, ``elicitation``, ``roots``, ...)."""
+    input_responses: dict[str, Any] | None = None
+    """The client's answers to an ``InputRequired`` result, by the keys that result used."""
+    request_state: str | None = None
+    """The ``state`` of the ``InputRequired`` result being answered, verified by the server."""
 
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         """Tell the client how far the call has come; a no-op when the client asked for no progress."""

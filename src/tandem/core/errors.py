@@ -22,6 +22,14 @@ class InvalidArguments(TandemError):
         self.errors = errors or []
 
 
+class MissingCapability(TandemError):
+    """The call needs a client capability the client did not declare (e.g. ``{"sampling": {}}``)."""
+
+    def __init__(self, message: str, required: dict[str, object]) -> None:
+        super().__init__(message)
+        self.required = required
+
+
 class NotFound(TandemError):
     """A tool, resource or prompt that the registry does not serve; a JSON-RPC invalid-params error."""
 

@@ -7,7 +7,7 @@ third-party package plugs in exactly as ours do.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
@@ -42,6 +42,12 @@ class Tool:
     annotations: ToolAnnotations
     toolset: str
     title: str | None = None
+    schema_override: dict[str, Any] | None = None
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """The schema clients see: the one written by hand if the tool gave one, else the one from its hints."""
+        return self.schema_override if self.schema_override is not None else self.signature.input_schema
 
     async def invoke(self, arguments: dict[str, Any] | None, ctx: CallContext) -> Any:
         kwargs = self.signature.bind(arguments, f"tool {self.name!r}")
@@ -137,7 +143,7 @@ class Toolset:
     resources: dict[str, Resource] = field(default_factory=dict)
     templates: dict[str, ResourceTemplate] = field(default_factory=dict)
     prompts: dict[str, Prompt] = field(default_factory=dict)
-    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    completions: dict[tuple[str, str], Callable[..., Any]] = field(default_factory=dict)
 
     def tool(
         self,
@@ -149,8 +155,13 @@ class Toolset:
         destructive: bool | None = None,
         idempotent: bool | None = None,
         open_world: bool = False,
+        input_schema: dict[str, Any] | None = None,
     ) -> Callable[[F], F]:
-        """Register a function as a tool; its type hints become the input schema, its docstring the description."""
+        """Register a function as a tool; its type hints become the input schema, its docstring the description.
+
+        ``input_schema`` publishes a schema written by hand, verbatim (JSON Schema keywords pydantic would not
+        produce); the function's hints still validate the arguments.
+        """
 
         def register(fn: F) -> F:
             tool_name = name or fn.__name__
@@ -171,7 +182,20 @@ class Toolset:
                 signature=signature_of(fn, context_type=CallContext),
                 annotations=annotations,
                 toolset=self.name,
+                schema_override=input_schema,
             )
+            return fn
+
+        return register
+
+    def completion(self, ref: str, argument: str) -> Callable[[F], F]:
+        """Register suggestions for one argument of a prompt (by name) or resource template (by URI template).
+
+        The function takes the typed prefix and the other arguments given so far, and returns candidate values.
+        """
+
+        def register(fn: F) -> F:
+            self.completions[(ref, argument)] = fn
             return fn
 
         return register
@@ -252,6 +276,7 @@ class Registry:
         self.resources: dict[str, Resource] = {}
         self.templates: dict[str, ResourceTemplate] = {}
         self.prompts: dict[str, Prompt] = {}
+        self.completions: dict[tuple[str, str], Callable[..., Any]] = {}
         for toolset in toolsets:
             self.add(toolset)
 
@@ -276,6 +301,7 @@ class Registry:
             ("resource", self.resources, toolset.resources),
             ("resource template", self.templates, toolset.templates),
             ("prompt", self.prompts, toolset.prompts),
+            ("completion", self.completions, toolset.completions),
         ):
             clash = mine.keys() & theirs.keys()
             if clash:
@@ -285,6 +311,7 @@ class Registry:
         self.resources.update(toolset.resources)
         self.templates.update(toolset.templates)
         self.prompts.update(toolset.prompts)
+        self.completions.update(toolset.completions)
 
     def tool(self, name: str) -> Tool:
         try:
@@ -297,6 +324,16 @@ class Registry:
             return self.prompts[name]
         except KeyError:
             raise NotFound(f"Unknown prompt: {name!r}. Call prompts/list to see what this server serves.") from None
+
+    async def complete(self, ref: str, argument: str, value: str, context: dict[str, str]) -> list[str]:
+        """Suggestions for ``argument`` of the prompt or resource template ``ref``; none when it has no completer."""
+        completer = self.completions.get((ref, argument))
+        if completer is None:
+            return []
+        result = completer(value, context)
+        if inspect.isawaitable(result):
+            result = await result
+        return [str(v) for v in result]
 
     def find_resource(self, uri: str) -> tuple[Resource | ResourceTemplate, dict[str, Any]]:
         """The resource at ``uri``, or the first template that matches it with its variables."""

@@ -18,8 +18,10 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server import Server
+from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
@@ -31,13 +33,14 @@ from tandem.core.content import (
     Content,
     EmbeddedResource,
     Image,
+    InputRequired,
     PromptMessage,
     ResourceLink,
     Text,
     ToolResult,
 )
 from tandem.core.context import CallContext, LogLevel
-from tandem.core.errors import InvalidArguments, NotFound, ToolError
+from tandem.core.errors import InvalidArguments, MissingCapability, NotFound, ToolError
 from tandem.core.registry import Registry, ResourceTemplate, Tool
 from tandem.server.interceptors import (
     Blocked,
@@ -56,7 +59,10 @@ INSTRUCTIONS = (
 )
 
 _CONNECTION_KEY = "tandem.session"
+# Listings change only when the server restarts with other toolsets, but clients must not cache across that.
+_CACHEABLE = ("tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read")
 RESOURCE_NOT_FOUND = -32002
+MISSING_REQUIRED_CLIENT_CAPABILITY = types.MISSING_REQUIRED_CLIENT_CAPABILITY
 
 
 class TandemServer:
@@ -95,6 +101,7 @@ class TandemServer:
             )
             for p in registry.prompts.values()
         ]
+        has_resources = bool(registry.resources or registry.templates)
         with warnings.catch_warnings():
             # logging/setLevel is deprecated from 2026-07-28 but clients of 2025-11-25 still send it.
             warnings.simplefilter("ignore")
@@ -103,15 +110,22 @@ class TandemServer:
                 version=__version__,
                 title="Tandem",
                 instructions=INSTRUCTIONS,
+                cache_hints={method: CacheHint(ttl_ms=0, scope="private") for method in _CACHEABLE},
                 on_list_tools=self._list_tools,
                 on_call_tool=self._call_tool,
-                on_list_resources=self._list_resources if registry.resources or registry.templates else None,
-                on_list_resource_templates=self._list_templates if registry.resources or registry.templates else None,
-                on_read_resource=self._read_resource if registry.resources or registry.templates else None,
+                on_list_resources=self._list_resources if has_resources else None,
+                on_list_resource_templates=self._list_templates if has_resources else None,
+                on_read_resource=self._read_resource if has_resources else None,
+                on_subscribe_resource=self._subscribe if has_resources else None,
+                on_unsubscribe_resource=self._unsubscribe if has_resources else None,
                 on_list_prompts=self._list_prompts if registry.prompts else None,
                 on_get_prompt=self._get_prompt if registry.prompts else None,
+                on_completion=self._complete if registry.prompts or registry.templates else None,
                 on_set_logging_level=self._set_logging_level,
             )
+        # State handed to a client in an InputRequired result comes back sealed, so it cannot be forged; our chain
+        # runs inside the boundary and sees plaintext.
+        self.server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="tandem"))
         self.server.middleware.append(self._intercept)
 
     def initialization_options(self) -> InitializationOptions:
@@ -226,9 +240,15 @@ class TandemServer:
 
     # -- handlers ---------------------------------------------------------------------------------------------
 
-    def call_context(self, ctx: ServerRequestContext[Any, Any]) -> CallContext:
+    def call_context(self, ctx: ServerRequestContext[Any, Any], params: Any = None) -> CallContext:
+        """The core's view of one call; ``params`` are the request's typed params when they carry input responses."""
         session_id, transport, state = self._session(ctx)
+        capabilities = ctx.session.client_capabilities
         return CallContext(
+            protocol_version=ctx.protocol_version,
+            client_capabilities=capabilities.model_dump(by_alias=True, exclude_none=True) if capabilities else {},
+            input_responses=_plain(getattr(params, "input_responses", None)),
+            request_state=getattr(params, "request_state", None),
             workspace=self.settings.workspace,
             settings=self.settings,
             session_id=session_id,
@@ -244,13 +264,15 @@ class TandemServer:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         try:
             tool = self.registry.tool(params.name)
-            result = await tool.invoke(params.arguments, self.call_context(ctx))
+            result = await tool.invoke(params.arguments, self.call_context(ctx, params))
         except (NotFound, InvalidArguments) as exc:
             data = {"errors": exc.errors} if isinstance(exc, InvalidArguments) else None
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc), data=data) from None
+        except MissingCapability as exc:
+            raise _missing_capability(exc) from None
         except ToolError as exc:
             return types.CallToolResult(content=[types.TextContent(text=str(exc))], is_error=True)
         except Exception:
@@ -260,10 +282,12 @@ class TandemServer:
                 f"Tool {params.name!r} failed unexpectedly; the server log has details (correlation id {correlation})."
             )
             return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
-        return self.tool_result(result)
+        return self.tool_result(result, ctx.protocol_version)
 
-    def tool_result(self, result: Any) -> types.CallToolResult:
+    def tool_result(self, result: Any, protocol_version: str = "") -> types.CallToolResult | types.InputRequiredResult:
         cap = self.settings.max_output_chars
+        if isinstance(result, InputRequired):
+            return _input_required(result, protocol_version, types.CallToolResult)
         if isinstance(result, ToolResult):
             return types.CallToolResult(
                 content=[_wire_content(c, cap) for c in result.content],
@@ -321,17 +345,43 @@ class TandemServer:
 
     async def _get_prompt(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
-    ) -> types.GetPromptResult:
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         try:
             prompt = self.registry.prompt(params.name)
-            rendered = await prompt.render(params.arguments, self.call_context(ctx))
+            rendered = await prompt.render(params.arguments, self.call_context(ctx, params))
         except (NotFound, InvalidArguments, ToolError) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
+        except MissingCapability as exc:
+            raise _missing_capability(exc) from None
+        if isinstance(rendered, InputRequired):
+            return _input_required(rendered, ctx.protocol_version, types.GetPromptResult)
         if isinstance(rendered, str):
             rendered = [PromptMessage("user", Text(rendered))]
         cap = self.settings.max_output_chars
         messages = [types.PromptMessage(role=m.role, content=_wire_content(m.content, cap)) for m in rendered]
         return types.GetPromptResult(description=prompt.description or None, messages=messages)
+
+    async def _complete(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        ref = params.ref
+        name = ref.name if isinstance(ref, types.PromptReference) else ref.uri
+        context = dict(params.context.arguments or {}) if params.context is not None else {}
+        values = await self.registry.complete(name, params.argument.name, params.argument.value, context)
+        # The spec caps one answer at 100 values.
+        return types.CompleteResult(
+            completion=types.Completion(values=values[:100], total=len(values), has_more=len(values) > 100)
+        )
+
+    async def _subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> Any:
+        _, _, state = self._session(ctx)
+        state.setdefault("subscriptions", set()).add(str(params.uri))
+        return types.EmptyResult()
+
+    async def _unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> Any:
+        _, _, state = self._session(ctx)
+        state.setdefault("subscriptions", set()).discard(str(params.uri))
+        return types.EmptyResult()
 
     async def _set_logging_level(
         self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
@@ -352,6 +402,18 @@ class ClientPeer:
     def __init__(self, owner: TandemServer, ctx: ServerRequestContext[Any, Any]) -> None:
         self._owner = owner
         self._ctx = ctx
+
+    def _require(self, capability: str) -> None:
+        capabilities = self._ctx.session.client_capabilities
+        if capabilities is None or getattr(capabilities, capability, None) is None:
+            raise MissingCapability(
+                f"the client did not declare the {capability!r} capability this call needs", {capability: {}}
+            )
+        if not self._ctx.session.can_send_request:
+            raise ToolError(
+                f"this connection cannot carry a {capability} request to the client (stateless HTTP or "
+                "protocol 2026-07-28); connect with a session, or use a tool that asks through InputRequired"
+            )
 
     async def progress(self, progress: float, total: float | None, message: str | None) -> None:
         token = self._ctx.meta.get("progress_token") if self._ctx.meta else None
@@ -384,6 +446,7 @@ class ClientPeer:
         await self._owner.emit(self._ctx, "notifications/message", params, send)
 
     async def sample(self, prompt: str, *, system: str | None, max_tokens: int) -> str:
+        self._require("sampling")
         result = await self._ctx.session.create_message(
             messages=[types.SamplingMessage(role="user", content=types.TextContent(text=prompt))],
             max_tokens=max_tokens,
@@ -394,8 +457,36 @@ class ClientPeer:
         return content.text if isinstance(content, types.TextContent) else str(content)
 
     async def elicit(self, message: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+        self._require("elicitation")
         result = await self._ctx.session.elicit_form(message, schema, related_request_id=self._ctx.request_id)
         return dict(result.content or {}) if result.action == "accept" else None
+
+
+def _plain(value: Any) -> Any:
+    """Typed SDK values (input responses) as plain JSON data, which is all the core deals in."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True, mode="json", exclude_none=True)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _missing_capability(exc: MissingCapability) -> MCPError:
+    return MCPError(
+        code=MISSING_REQUIRED_CLIENT_CAPABILITY, message=str(exc), data={"requiredCapabilities": exc.required}
+    )
+
+
+def _input_required(result: InputRequired, protocol_version: str, shape: type) -> Any:
+    if protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        # Before 2026-07-28 a client cannot answer this shape; it asks for input through sampling/elicitation.
+        text = "this call needs input the client can only give over protocol 2026-07-28; reconnect with it"
+        if shape is types.CallToolResult:
+            return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
+        raise MCPError(code=types.INVALID_PARAMS, message=text)
+    return types.InputRequiredResult(input_requests=result.requests, request_state=result.state)
 
 
 def _transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
@@ -411,7 +502,7 @@ def _wire_tool(tool: Tool) -> types.Tool:
         name=tool.name,
         title=tool.title,
         description=tool.description,
-        input_schema=tool.signature.input_schema,
+        input_schema=tool.input_schema,
         output_schema=tool.signature.output_schema,
         annotations=types.ToolAnnotations(
             title=tool.title,

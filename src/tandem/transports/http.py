@@ -21,9 +21,11 @@ from starlette.websockets import WebSocket
 
 from tandem.config import Settings
 from tandem.server import TandemServer
+from tandem.server.event_store import MemoryEventStore
 from tandem.server.sessions import Exchange, current_exchange
 from tandem.transports.websocket import CLOSE_POLICY_VIOLATION, serve_websocket
 
+SSE_RETRY_MS = 1000
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 
@@ -55,11 +57,16 @@ def build_app(tandem: TandemServer) -> Starlette:
     security = security_settings(settings)
     guard = TransportSecurityMiddleware(security)
 
+    event_store = None if settings.stateless_http else MemoryEventStore()
+
     def session_manager(json_response: bool) -> StreamableHTTPSessionManager:
         return StreamableHTTPSessionManager(
             app=tandem.server,
             json_response=json_response,
             stateless=settings.stateless_http,
+            # A client that loses its SSE stream reconnects with Last-Event-ID and gets what it missed.
+            event_store=event_store,
+            retry_interval=SSE_RETRY_MS,
             security_settings=security,
             max_request_body_size=settings.max_body_bytes,
             session_idle_timeout=settings.session_idle_timeout,
@@ -116,7 +123,7 @@ def build_app(tandem: TandemServer) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/mcp", endpoint=mcp_endpoint),
+            Route("/mcp", endpoint=TrimHeaderWhitespace(mcp_endpoint)),
             Route("/sse", endpoint=handle_sse, methods=["GET"]),
             Mount("/messages/", app=sse.handle_post_message),
             WebSocketRoute("/ws", endpoint=handle_ws),
@@ -126,6 +133,23 @@ def build_app(tandem: TandemServer) -> Starlette:
     )
     app.state.tandem = tandem
     return app
+
+
+_OWS = (b" ", b"\t")
+
+
+class TrimHeaderWhitespace:
+    """Strips optional whitespace around header values (RFC 9110 5.5), which uvicorn's httptools parser keeps;
+    the SDK compares ``Mcp-Name`` and friends byte for byte."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = scope.get("headers", ())
+        if any(v[:1] in _OWS or v[-1:] in _OWS for _, v in headers):
+            scope = {**scope, "headers": [(k, v.strip(b" \t")) for k, v in headers]}
+        await self.app(scope, receive, send)
 
 
 class StatelessRouter:

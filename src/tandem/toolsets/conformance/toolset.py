@@ -1,0 +1,13 @@
+"""The one ``Toolset`` object every conformance fixture module registers on."""
+
+import base64
+
+from tandem.core import Toolset
+
+toolset = Toolset("conformance", description="Fixtures for the MCP conformance suite and Tandem's transport tests.")
+
+# The suite's canonical test data: a 1x1 red PNG and a minimal WAV.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+WAV = base64.b64decode("UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=")
