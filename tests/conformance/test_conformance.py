@@ -28,7 +28,7 @@ def conformance_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignor
 @pytest.mark.parametrize("spec_version", ["2025-11-25", "2026-07-28"])
 def test_conformance_suite_passes(conformance_server: ServerProcess, spec_version: str, tmp_path: Path) -> None:
     if not NODE.exists() or not SUITE.exists():
-        pytest.fail("the conformance suite is not installed: run 'bash scripts/conformance-tools' (scripts/test does)")
+        pytest.fail("the conformance suite is not installed: run 'bash scripts/node-tools' (scripts/test does)")
     done = subprocess.run(
         [
             str(NODE),
