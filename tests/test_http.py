@@ -29,17 +29,22 @@ async def test_health_reports_status_version_toolsets_and_sessions(http_server) 
     assert health["sessions_by_transport"]["streamable-http"] >= 1
 
 
-@pytest.mark.parametrize("path", ["/mcp", "/health", "/sse"])
-async def test_foreign_host_and_origin_are_refused(http_server, path: str) -> None:  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=http_server.url, timeout=5) as client:
+@pytest.mark.parametrize(
+    ("server_name", "path"),
+    [("http_server", "/mcp"), ("http_server", "/health"), ("http_server", "/sse"), ("stateless_server", "/mcp")],
+)
+async def test_foreign_host_and_origin_are_refused(request: pytest.FixtureRequest, server_name: str, path: str) -> None:
+    server = request.getfixturevalue(server_name)
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
         method = "POST" if path == "/mcp" else "GET"
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}) if method == "POST" else None
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) if method == "POST" else None
         rebinding = await client.request(method, path, content=body, headers={**ACCEPT, "host": "attacker.example"})
         foreign = await client.request(
             method, path, content=body, headers={**ACCEPT, "origin": "http://attacker.example"}
         )
     assert rebinding.status_code == 421
     assert foreign.status_code == 403
+    assert "server_info" not in rebinding.text + foreign.text
 
 
 def test_startup_line_says_where_it_listens(http_server) -> None:  # type: ignore[no-untyped-def]

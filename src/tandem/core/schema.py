@@ -22,27 +22,9 @@ class Signature:
     """The name of the parameter that receives the call context, if the function takes one."""
     returns: Any
     """The return annotation, with ``inspect.Signature.empty`` when there is none."""
-
-    @property
-    def input_schema(self) -> dict[str, Any]:
-        schema = self.arguments.model_json_schema()
-        schema.pop("title", None)
-        schema.setdefault("properties", {})
-        return schema
-
-    @property
-    def output_model(self) -> type[BaseModel] | None:
-        r = self.returns
-        return r if isinstance(r, type) and issubclass(r, BaseModel) else None
-
-    @property
-    def output_schema(self) -> dict[str, Any] | None:
-        model = self.output_model
-        if model is None:
-            return None
-        schema = model.model_json_schema(mode="serialization")
-        schema.pop("title", None)
-        return schema
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    """The JSON Schema of the result when the function returns a pydantic model; computed once, read per call."""
 
     def bind(self, arguments: dict[str, Any] | None, label: str) -> dict[str, Any]:
         """Validate raw arguments; return the keyword arguments to call the function with."""
@@ -91,7 +73,21 @@ def signature_of(fn: Callable[..., Any], *, context_type: type | None = None) ->
         __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
         **fields,
     )
-    return Signature(arguments=model, context_param=context_param, returns=hints.get("return", inspect.Signature.empty))
+    returns = hints.get("return", inspect.Signature.empty)
+    input_schema = model.model_json_schema()
+    input_schema.pop("title", None)
+    input_schema.setdefault("properties", {})
+    output_schema = None
+    if isinstance(returns, type) and issubclass(returns, BaseModel):
+        output_schema = returns.model_json_schema(mode="serialization")
+        output_schema.pop("title", None)
+    return Signature(
+        arguments=model,
+        context_param=context_param,
+        returns=returns,
+        input_schema=input_schema,
+        output_schema=output_schema,
+    )
 
 
 def _is_context(annotation: Any, context_type: type) -> bool:

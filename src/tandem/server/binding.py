@@ -72,6 +72,8 @@ class TandemServer:
         self.registry = registry
         self.settings = settings
         self.started = time.time()
+        self.lifespan_state: Any = {}
+        """What the SDK server's lifespan yielded, for transports that call its kernel directly."""
         self.sessions = SessionTracker()
         self.timing = TimingInterceptor()
         if chain is None:
@@ -110,6 +112,8 @@ class TandemServer:
                 version=__version__,
                 title="Tandem",
                 instructions=INSTRUCTIONS,
+                # Header checks on 2026-07-28 calls look a tool's schema up here instead of listing every tool.
+                get_tool_input_schema=self._input_schema,
                 cache_hints={method: CacheHint(ttl_ms=0, scope="private") for method in _CACHEABLE},
                 on_list_tools=self._list_tools,
                 on_call_tool=self._call_tool,
@@ -258,6 +262,10 @@ class TandemServer:
             state=state,
             server_status=self.status,
         )
+
+    def _input_schema(self, name: str) -> dict[str, Any] | None:
+        tool = self.registry.tools.get(name)
+        return tool.input_schema if tool is not None else None
 
     async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self._tools)

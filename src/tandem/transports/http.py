@@ -4,6 +4,7 @@ and GET /health. All of them serve the same ``TandemServer``."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 from collections.abc import AsyncIterator, Callable
 
@@ -23,6 +24,7 @@ from tandem.config import Settings
 from tandem.server import TandemServer
 from tandem.server.event_store import MemoryEventStore
 from tandem.server.sessions import Exchange, current_exchange
+from tandem.transports import stateless_json
 from tandem.transports.websocket import CLOSE_POLICY_VIOLATION, serve_websocket
 
 SSE_RETRY_MS = 1000
@@ -79,7 +81,9 @@ def build_app(tandem: TandemServer) -> Starlette:
         # Stateless answers are one JSON document, which has no room for progress notifications; a call that asks
         # for progress is answered as an SSE stream instead.
         managers.append(session_manager(json_response=False))
-        mcp_endpoint = StatelessRouter(mcp_endpoint, StreamableHTTPASGIApp(managers[1]), settings.max_body_bytes)
+        mcp_endpoint = StatelessRouter(
+            tandem, guard, mcp_endpoint, StreamableHTTPASGIApp(managers[1]), settings.max_body_bytes
+        )
     sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
 
     async def handle_sse(request: Request) -> Response:
@@ -117,6 +121,7 @@ def build_app(tandem: TandemServer) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            tandem.lifespan_state = await stack.enter_async_context(tandem.server.lifespan(tandem.server))
             for manager in managers:
                 await stack.enter_async_context(manager.run())
             yield
@@ -155,12 +160,21 @@ class TrimHeaderWhitespace:
 class StatelessRouter:
     """The /mcp endpoint of a stateless server.
 
-    A POST whose body asks for progress goes to the streaming app (a JSON answer has no room for notifications),
-    everything else to the JSON app. Without a session, a client cannot name the call it cancels, so a client that
-    hangs up cancels its call.
+    A plain request takes the in-line fast path; a POST whose body asks for progress goes to the streaming app (a
+    JSON answer has no room for notifications); anything else to the SDK's JSON app. Without a session, a client
+    cannot name the call it cancels, so a client that hangs up cancels its call.
     """
 
-    def __init__(self, json_app: ASGIApp, stream_app: ASGIApp, max_body: int) -> None:
+    def __init__(
+        self,
+        tandem: TandemServer,
+        guard: TransportSecurityMiddleware,
+        json_app: ASGIApp,
+        stream_app: ASGIApp,
+        max_body: int,
+    ) -> None:
+        self.tandem = tandem
+        self.guard = guard
         self.json_app = json_app
         self.stream_app = stream_app
         self.max_body = max_body
@@ -195,6 +209,13 @@ class StatelessRouter:
             return {"type": "http.disconnect"}
 
         app = self.stream_app if b'"progressToken"' in body else self.json_app
+        message = None if more or app is self.stream_app else stateless_json.wants_fast_path(scope, body)
+        if message is not None:
+            refusal = await self.guard.validate_request(Request(scope), is_post=True)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            app = functools.partial(stateless_json.answer, self.tandem, message)
         exchange = Exchange()
         current_exchange.set(exchange)
         async with anyio.create_task_group() as tg:
