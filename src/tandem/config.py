@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     session_idle_timeout: float = Field(1800.0, gt=0, description="Seconds before an idle HTTP session is closed.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level (stderr).")
     log_requests: bool = Field(True, description="Log one structured line per request with its correlation id.")
+    tracing: bool = Field(False, description="Emit OpenTelemetry spans per request (needs an exporter installed).")
 
     @field_validator("toolsets", "disabled_toolsets", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod

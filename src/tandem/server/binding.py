@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server import Server
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.models import InitializationOptions
@@ -127,6 +128,9 @@ class TandemServer:
                 on_completion=self._complete if registry.prompts or registry.templates else None,
                 on_set_logging_level=self._set_logging_level,
             )
+        if not settings.tracing:
+            # The SDK's OpenTelemetry layer makes two spans per request even with no exporter installed.
+            self.server.middleware = [m for m in self.server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
         # State handed to a client in an InputRequired result comes back sealed, so it cannot be forged; our chain
         # runs inside the boundary and sees plaintext.
         self.server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="tandem"))
@@ -499,8 +503,9 @@ def _input_required(result: InputRequired, protocol_version: str, shape: type) -
 
 def _transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
     request = ctx.request
-    if request is not None and hasattr(request, "url"):
-        return "sse" if request.url.path.rstrip("/").endswith("/messages") else "streamable-http"
+    scope = getattr(request, "scope", None)
+    if scope is not None:
+        return "sse" if scope["path"].rstrip("/").endswith("/messages") else "streamable-http"
     return current_transport.get()
 
 

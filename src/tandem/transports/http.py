@@ -4,7 +4,6 @@ and GET /health. All of them serve the same ``TandemServer``."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import ipaddress
 from collections.abc import AsyncIterator, Callable
 
@@ -17,14 +16,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from tandem.config import Settings
 from tandem.server import TandemServer
 from tandem.server.event_store import MemoryEventStore
-from tandem.server.sessions import Exchange, current_exchange
-from tandem.transports import stateless_json
+from tandem.transports.mcp_endpoint import McpEndpoint
 from tandem.transports.websocket import CLOSE_POLICY_VIOLATION, serve_websocket
 
 SSE_RETRY_MS = 1000
@@ -76,14 +73,17 @@ def build_app(tandem: TandemServer) -> Starlette:
         )
 
     managers = [session_manager(json_response=settings.stateless_http)]
-    mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(managers[0])
     if settings.stateless_http:
         # Stateless answers are one JSON document, which has no room for progress notifications; a call that asks
         # for progress is answered as an SSE stream instead.
         managers.append(session_manager(json_response=False))
-        mcp_endpoint = StatelessRouter(
-            tandem, guard, mcp_endpoint, StreamableHTTPASGIApp(managers[1]), settings.max_body_bytes
-        )
+    mcp_endpoint = McpEndpoint(
+        tandem,
+        guard,
+        StreamableHTTPASGIApp(managers[0]),
+        stream_app=StreamableHTTPASGIApp(managers[1]) if settings.stateless_http else None,
+        max_body=settings.max_body_bytes,
+    )
     sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
 
     async def handle_sse(request: Request) -> Response:
@@ -128,7 +128,7 @@ def build_app(tandem: TandemServer) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/mcp", endpoint=TrimHeaderWhitespace(mcp_endpoint)),
+            Route("/mcp", endpoint=mcp_endpoint),
             Route("/sse", endpoint=handle_sse, methods=["GET"]),
             Mount("/messages/", app=sse.handle_post_message),
             WebSocketRoute("/ws", endpoint=handle_ws),
@@ -138,99 +138,6 @@ def build_app(tandem: TandemServer) -> Starlette:
     )
     app.state.tandem = tandem
     return app
-
-
-_OWS = (b" ", b"\t")
-
-
-class TrimHeaderWhitespace:
-    """Strips optional whitespace around header values (RFC 9110 5.5), which uvicorn's httptools parser keeps;
-    the SDK compares ``Mcp-Name`` and friends byte for byte."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = scope.get("headers", ())
-        if any(v[:1] in _OWS or v[-1:] in _OWS for _, v in headers):
-            scope = {**scope, "headers": [(k, v.strip(b" \t")) for k, v in headers]}
-        await self.app(scope, receive, send)
-
-
-class StatelessRouter:
-    """The /mcp endpoint of a stateless server.
-
-    A plain request takes the in-line fast path; a POST whose body asks for progress goes to the streaming app (a
-    JSON answer has no room for notifications); anything else to the SDK's JSON app. Without a session, a client
-    cannot name the call it cancels, so a client that hangs up cancels its call.
-    """
-
-    def __init__(
-        self,
-        tandem: TandemServer,
-        guard: TransportSecurityMiddleware,
-        json_app: ASGIApp,
-        stream_app: ASGIApp,
-        max_body: int,
-    ) -> None:
-        self.tandem = tandem
-        self.guard = guard
-        self.json_app = json_app
-        self.stream_app = stream_app
-        self.max_body = max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.json_app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            more = message.get("more_body", False)
-            if size > self.max_body:
-                break  # the app's own body limit answers 413 from what it is replayed
-        body = b"".join(chunks)
-        disconnected = anyio.Event()
-        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": more}]
-
-        async def replay() -> Message:
-            if pending:
-                return pending.pop()
-            if more:
-                return await receive()
-            await disconnected.wait()
-            return {"type": "http.disconnect"}
-
-        app = self.stream_app if b'"progressToken"' in body else self.json_app
-        message = None if more or app is self.stream_app else stateless_json.wants_fast_path(scope, body)
-        if message is not None:
-            refusal = await self.guard.validate_request(Request(scope), is_post=True)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-            app = functools.partial(stateless_json.answer, self.tandem, message)
-        exchange = Exchange()
-        current_exchange.set(exchange)
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                disconnected.set()
-                exchange.cancel()
-                tg.cancel_scope.cancel()
-
-            if not more:
-                tg.start_soon(watch)
-            await app(scope, replay, send)
-            tg.cancel_scope.cancel()
 
 
 async def serve_http(tandem: TandemServer, on_ready: Callable[[str], None] | None = None) -> None:
