@@ -56,6 +56,8 @@ class Tool:
 
 @dataclass(frozen=True, slots=True)
 class Resource:
+    """A resource at a fixed URI, or a family of them under a URI template (``template`` is then set)."""
+
     uri: str
     name: str
     description: str
@@ -63,27 +65,16 @@ class Resource:
     fn: Callable[..., Any]
     signature: Signature
     toolset: str
-
-    async def read(self, ctx: CallContext) -> str | bytes:
-        return await _call(self.fn, {}, self.signature.context_param, ctx)
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceTemplate:
-    uri_template: str
-    name: str
-    description: str
-    mime_type: str
-    fn: Callable[..., Any]
-    signature: Signature
-    toolset: str
-    template: UriTemplate
+    template: UriTemplate | None = None
 
     def match(self, uri: str) -> dict[str, Any] | None:
+        """The template's variables in ``uri``, or ``None`` when it does not match."""
+        if self.template is None:
+            return {} if uri == self.uri else None
         return self.template.match(uri)
 
     async def read(self, variables: dict[str, Any], ctx: CallContext) -> str | bytes:
-        kwargs = self.signature.bind(variables, f"resource template {self.uri_template!r}")
+        kwargs = self.signature.bind(variables, f"resource {self.uri!r}")
         return await _call(self.fn, kwargs, self.signature.context_param, ctx)
 
 
@@ -141,7 +132,7 @@ class Toolset:
     description: str = ""
     tools: dict[str, Tool] = field(default_factory=dict)
     resources: dict[str, Resource] = field(default_factory=dict)
-    templates: dict[str, ResourceTemplate] = field(default_factory=dict)
+    templates: dict[str, Resource] = field(default_factory=dict)
     prompts: dict[str, Prompt] = field(default_factory=dict)
     completions: dict[tuple[str, str], Callable[..., Any]] = field(default_factory=dict)
 
@@ -220,7 +211,7 @@ class Toolset:
                 missing = set(template.variable_names) ^ set(signature.arguments.model_fields)
                 if missing:
                     raise ValueError(f"resource template {uri!r}: variables and parameters differ on {sorted(missing)}")
-                self.templates[uri] = ResourceTemplate(uri_template=uri, template=template, **common)  # type: ignore[arg-type]
+                self.templates[uri] = Resource(uri=uri, template=template, **common)  # type: ignore[arg-type]
             else:
                 if signature.arguments.model_fields:
                     raise ValueError(f"resource {uri!r} is not a template, so its function takes no arguments")
@@ -274,7 +265,7 @@ class Registry:
         self.toolsets: dict[str, Toolset] = {}
         self.tools: dict[str, Tool] = {}
         self.resources: dict[str, Resource] = {}
-        self.templates: dict[str, ResourceTemplate] = {}
+        self.templates: dict[str, Resource] = {}
         self.prompts: dict[str, Prompt] = {}
         self.completions: dict[tuple[str, str], Callable[..., Any]] = {}
         for toolset in toolsets:
@@ -335,7 +326,7 @@ class Registry:
             result = await result
         return [str(v) for v in result]
 
-    def find_resource(self, uri: str) -> tuple[Resource | ResourceTemplate, dict[str, Any]]:
+    def find_resource(self, uri: str) -> tuple[Resource, dict[str, Any]]:
         """The resource at ``uri``, or the first template that matches it with its variables."""
         if uri in self.resources:
             return self.resources[uri], {}

@@ -42,7 +42,7 @@ from tandem.core.content import (
 )
 from tandem.core.context import CallContext, LogLevel
 from tandem.core.errors import InvalidArguments, MissingCapability, NotFound, ToolError
-from tandem.core.registry import Registry, ResourceTemplate, Tool
+from tandem.core.registry import Registry, Tool
 from tandem.server.interceptors import (
     Blocked,
     InterceptorChain,
@@ -88,7 +88,7 @@ class TandemServer:
         ]
         self._templates = [
             types.ResourceTemplate(
-                uri_template=t.uri_template, name=t.name, description=t.description or None, mime_type=t.mime_type
+                uri_template=t.uri, name=t.name, description=t.description or None, mime_type=t.mime_type
             )
             for t in registry.templates.values()
         ]
@@ -335,9 +335,7 @@ class TandemServer:
         try:
             found, variables = self.registry.find_resource(uri)
             call_ctx = self.call_context(ctx)
-            data = await (
-                found.read(variables, call_ctx) if isinstance(found, ResourceTemplate) else found.read(call_ctx)
-            )
+            data = await found.read(variables, call_ctx)
         except NotFound as exc:
             # -32002 until 2025-11-25; the 2026-07-28 spec retired it for invalid params.
             code = types.INVALID_PARAMS if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else RESOURCE_NOT_FOUND
