@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import pytest
@@ -120,6 +121,7 @@ async def test_content_caps_and_unexpected_failures(tandem: TandemServer) -> Non
     assert "[truncated: showing 1,000 of 50,000 characters" in huge.content[0].text
     assert broken.is_error
     assert "failed unexpectedly" in broken.content[0].text
+    assert re.search(r"correlation id [0-9a-f]{16}\)", broken.content[0].text)
     assert "/secret/host/path" not in broken.content[0].text
     assert extra.value.error.code == -32602 and "bogus" in extra.value.error.message
 

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import warnings
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
@@ -60,6 +61,8 @@ INSTRUCTIONS = (
 )
 
 _CONNECTION_KEY = "tandem.session"
+_correlation: ContextVar[str] = ContextVar("tandem_correlation_id", default="")
+"""The correlation id of the request being handled; the handler runs in the task that set it."""
 # Listings change only when the server restarts with other toolsets, but clients must not cache across that.
 _CACHEABLE = ("tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read")
 RESOURCE_NOT_FOUND = -32002
@@ -179,7 +182,7 @@ class TandemServer:
             transport=transport,
             session_id=session_id,
         )
-        ctx.correlation_id = message.correlation_id  # type: ignore[attr-defined]
+        _correlation.set(message.correlation_id)
 
         async def terminal(m: Message) -> Message | None:
             inner = (
@@ -235,7 +238,7 @@ class TandemServer:
             params=params,
             transport=transport,
             session_id=session_id,
-            correlation_id=getattr(ctx, "correlation_id", ""),
+            correlation_id=_correlation.get(),
         )
 
         async def terminal(m: Message) -> None:
@@ -261,7 +264,7 @@ class TandemServer:
             settings=self.settings,
             session_id=session_id,
             transport=transport,
-            correlation_id=getattr(ctx, "correlation_id", ""),
+            correlation_id=_correlation.get(),
             peer=ClientPeer(self, ctx),
             state=state,
             server_status=self.status,
@@ -288,7 +291,7 @@ class TandemServer:
         except ToolError as exc:
             return types.CallToolResult(content=[types.TextContent(text=str(exc))], is_error=True)
         except Exception:
-            correlation = getattr(ctx, "correlation_id", "")
+            correlation = _correlation.get()
             logger.exception("tool %s failed (correlation id %s)", params.name, correlation)
             text = (
                 f"Tool {params.name!r} failed unexpectedly; the server log has details (correlation id {correlation})."
