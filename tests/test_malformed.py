@@ -136,6 +136,18 @@ async def test_websocket_answers_malformed_frames(http_server) -> None:  # type:
     await _still_serving(http_server.url)
 
 
+async def test_websocket_clients_that_leave_leave_no_errors(http_server) -> None:  # type: ignore[no-untyped-def]
+    url = http_server.url.replace("http://", "ws://") + "/ws"
+    before = len(http_server.lines)
+    for _ in range(3):
+        async with websockets.connect(url, subprotocols=["mcp"]) as ws:  # type: ignore[list-item]
+            await ws.send(json.dumps(INIT))
+            await ws.recv()
+    await _still_serving(http_server.url)
+    logged = http_server.lines[before:]
+    assert not [line for line in logged if "Traceback" in line or "Exception in ASGI" in line]
+
+
 async def test_websocket_refuses_foreign_subprotocol_and_origin(http_server) -> None:  # type: ignore[no-untyped-def]
     url = http_server.url.replace("http://", "ws://") + "/ws"
     with pytest.raises(InvalidStatus) as wrong_protocol:

@@ -65,5 +65,6 @@ async def serve_websocket(tandem: TandemServer, websocket: WebSocket) -> None:
 
 
 async def _close_quietly(websocket: WebSocket) -> None:
-    with contextlib.suppress(RuntimeError):
+    # The client may have gone first: closing a closed socket is no error worth a traceback.
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await websocket.close()
