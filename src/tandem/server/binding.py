@@ -156,17 +156,24 @@ class TandemServer:
 
     # -- the interceptor seam -------------------------------------------------------------------------------
 
-    def _session(self, ctx: ServerRequestContext[Any, Any]) -> tuple[str, str, dict[str, Any]]:
-        """The (session id, transport, per-session state) of the connection ``ctx`` arrived on."""
+    def _session(self, ctx: ServerRequestContext[Any, Any]) -> tuple[str | None, str, dict[str, Any]]:
+        """The (session id, transport, per-session state) of the connection ``ctx`` arrived on.
+
+        A stateless HTTP request (no ``Mcp-Session-Id``, or protocol 2026-07-28) is a connection of its own and no
+        session: it gets no id and is not counted.
+        """
         # The SDK's handler context exposes the Connection only privately until its Context rework (L54).
         connection = ctx.session._connection
         known = connection.state.get(_CONNECTION_KEY)
         if known is not None:
             return known
         transport = _transport_of(ctx)
-        info = self.sessions.open(transport, connection.session_id)
-        connection.exit_stack.callback(self.sessions.close, info.id)
-        known = (info.id, transport, {})
+        if transport == "streamable-http" and connection.session_id is None:
+            known = (None, transport, {})
+        else:
+            info = self.sessions.open(transport, connection.session_id)
+            connection.exit_stack.callback(self.sessions.close, info.id)
+            known = (info.id, transport, {})
         connection.state[_CONNECTION_KEY] = known
         return known
 
