@@ -79,21 +79,23 @@ class McpEndpoint:
             app = self.stream_app
         else:
             app = self.app
-        disconnected = anyio.Event()
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": more}]
+        if more or (plan is None and not stateless):
+            # A session's request: the SDK's transport owns the connection, and a hang-up is no cancellation.
+
+            async def replay_then_receive() -> Message:
+                return pending.pop() if pending else await receive()
+
+            await app(scope, replay_then_receive, send)
+            return
+        disconnected = anyio.Event()
 
         async def replay() -> Message:
             if pending:
                 return pending.pop()
-            if more:
-                return await receive()
-            await disconnected.wait()
+            await disconnected.wait()  # the watcher below owns the real receive channel
             return {"type": "http.disconnect"}
 
-        if more or (plan is None and not stateless):
-            # A session's request: the SDK's transport owns the connection, and a hang-up is no cancellation.
-            await app(scope, replay, send)
-            return
         exchange = Exchange()
         current_exchange.set(exchange)
 
