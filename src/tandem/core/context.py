@@ -75,6 +75,8 @@ class CallContext:
     """The client's answers to an ``InputRequired`` result, by the keys that result used."""
     request_state: str | None = None
     """The ``state`` of the ``InputRequired`` result being answered, verified by the server."""
+    detacher: Callable[[], None] | None = None
+    """Set by the server when this call may go on as a task; see ``run_as_task``."""
 
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         """Tell the client how far the call has come; a no-op when the client asked for no progress."""
@@ -91,6 +93,17 @@ class CallContext:
     async def elicit(self, message: str, schema: dict[str, Any]) -> dict[str, Any] | None:
         """Ask the user for structured input; ``None`` when they decline or cancel."""
         return await self.peer.elicit(message, schema)
+
+    async def run_as_task(self) -> None:
+        """Let the rest of this call run as a task the client polls, when the client and the tool support tasks.
+
+        The client gets its answer (the task) at once; what the tool returns from here on becomes the task's result,
+        and an ``InputRequired`` it returns parks the task until the client answers. A no-op otherwise: the call
+        simply goes on.
+        """
+        if self.detacher is not None:
+            self.detacher()
+        await anyio.lowlevel.checkpoint()
 
     async def checkpoint(self) -> None:
         """Raise the cancellation if the client has cancelled this call; call it between steps of long work."""

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from mcp.shared.uri_template import UriTemplate
 
@@ -21,6 +21,7 @@ from tandem.core.schema import Signature, signature_of
 ENTRY_POINT_GROUP = "tandem.toolsets"
 
 F = TypeVar("F", bound=Callable[..., Any])
+TaskSupport = Literal["forbidden", "optional", "required"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Tool:
     toolset: str
     title: str | None = None
     schema_override: dict[str, Any] | None = None
+    task_support: TaskSupport = "forbidden"
 
     @property
     def input_schema(self) -> dict[str, Any]:
@@ -147,11 +149,13 @@ class Toolset:
         idempotent: bool | None = None,
         open_world: bool = False,
         input_schema: dict[str, Any] | None = None,
+        task_support: TaskSupport = "forbidden",
     ) -> Callable[[F], F]:
         """Register a function as a tool; its type hints become the input schema, its docstring the description.
 
         ``input_schema`` publishes a schema written by hand, verbatim (JSON Schema keywords pydantic would not
-        produce); the function's hints still validate the arguments.
+        produce); the function's hints still validate the arguments. ``task_support`` says whether the tool may run
+        as a task that the client polls (``optional``), must (``required``), or never does (``forbidden``).
         """
 
         def register(fn: F) -> F:
@@ -174,6 +178,7 @@ class Toolset:
                 annotations=annotations,
                 toolset=self.name,
                 schema_override=input_schema,
+                task_support=task_support,
             )
             return fn
 

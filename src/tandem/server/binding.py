@@ -7,6 +7,7 @@ the interceptor chain. Outbound notifications and requests that tools make go th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -26,7 +27,7 @@ from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from tandem import __version__
 from tandem.config import Settings
@@ -52,6 +53,7 @@ from tandem.server.interceptors import (
     TimingInterceptor,
 )
 from tandem.server.sessions import SessionTracker, current_exchange, current_transport
+from tandem.server.tasks import TASKS_EXTENSION, Task, TaskStore
 
 logger = logging.getLogger("tandem.server")
 
@@ -138,6 +140,12 @@ class TandemServer:
         # runs inside the boundary and sees plaintext.
         self.server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="tandem"))
         self.server.middleware.append(self._intercept)
+        self.tasks = TaskStore()
+        if any(tool.task_support != "forbidden" for tool in registry.tools.values()):
+            self.server.extensions[TASKS_EXTENSION] = {}
+            self.server.add_request_handler("tasks/get", TaskParams, self._tasks_get)
+            self.server.add_request_handler("tasks/update", TaskUpdateParams, self._tasks_update)
+            self.server.add_request_handler("tasks/cancel", TaskParams, self._tasks_cancel)
 
     def initialization_options(self) -> InitializationOptions:
         return self.server.create_initialization_options()
@@ -289,7 +297,23 @@ class TandemServer:
     ) -> types.CallToolResult | types.InputRequiredResult:
         try:
             tool = self.registry.tool(params.name)
-            result = await tool.invoke(params.arguments, self.call_context(ctx, params))
+            call_ctx = self.call_context(ctx, params)
+            result = None
+            if tool.task_support != "forbidden":
+                extensions = call_ctx.client_capabilities.get("extensions") or {}
+                if TASKS_EXTENSION in extensions and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    result = await self._call_as_task(tool, params, call_ctx)
+                    if isinstance(result, dict):
+                        return result
+                elif tool.task_support == "required":
+                    raise MissingCapability(
+                        f"tool {tool.name!r} runs only as a task: declare the {TASKS_EXTENSION} extension",
+                        {"extensions": {TASKS_EXTENSION: {}}},
+                    )
+                else:
+                    result = await tool.invoke(params.arguments, call_ctx)
+            else:
+                result = await tool.invoke(params.arguments, call_ctx)
         except (NotFound, InvalidArguments) as exc:
             data = {"errors": exc.errors} if isinstance(exc, InvalidArguments) else None
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc), data=data) from None
@@ -305,6 +329,82 @@ class TandemServer:
             )
             return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
         return self.tool_result(result, ctx.protocol_version)
+
+    async def _call_as_task(self, tool: Tool, params: types.CallToolRequestParams, call_ctx: CallContext) -> Any:
+        """Call a task-capable tool: it answers like any tool until it calls ``run_as_task``; from then on the client
+        gets the task (SEP-2663 CreateTaskResult) and the call goes on in the background."""
+        arguments = params.arguments
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[tuple[str, Any]] = loop.create_future()
+
+        def detach() -> None:
+            if not outcome.done():
+                outcome.set_result(("task", None))
+
+        async def body(task: Task) -> None:
+            ctx = replace(call_ctx, detacher=detach)
+            while True:
+                try:
+                    result = await tool.invoke(arguments, ctx)
+                except Exception as exc:
+                    if not outcome.done():  # still an ordinary call: it fails as one
+                        outcome.set_result(("raised", exc))
+                        return
+                    _settle_failure(task, exc)
+                    return
+                if not outcome.done():
+                    outcome.set_result(("returned", result))
+                    return
+                if not isinstance(result, InputRequired):
+                    task.complete(_dump(self.tool_result(result, call_ctx.protocol_version)))
+                    return
+                responses = await task.ask(result.requests)
+                ctx = replace(
+                    ctx, peer=BackgroundPeer(tool.name), input_responses=responses, request_state=result.state
+                )
+
+        task = self.tasks.start(body)
+        try:
+            kind, value = await outcome
+        except BaseException:
+            self.tasks.cancel(task)  # the caller gave up before the call became a task
+            raise
+        if kind == "raised":
+            raise value
+        if kind == "returned":
+            return value
+        self.tasks.publish(task)
+        return {"resultType": "task", **task.envelope()}
+
+    def _task(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> Task:
+        capabilities = ctx.session.client_capabilities
+        extensions = (capabilities.model_dump(by_alias=True, exclude_none=True) if capabilities else {}).get(
+            "extensions"
+        ) or {}
+        if TASKS_EXTENSION not in extensions:
+            raise _missing_capability(
+                MissingCapability(
+                    f"{ctx.method} needs the {TASKS_EXTENSION} extension", {"extensions": {TASKS_EXTENSION: {}}}
+                )
+            )
+        headers = getattr(ctx.request, "headers", None)
+        if headers is not None and "mcp-method" in headers and headers.get("mcp-name") != params.task_id:
+            raise MCPError(code=types.HEADER_MISMATCH, message="Mcp-Name header does not match the taskId")
+        task = self.tasks.get(params.task_id)
+        if task is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown task: {params.task_id!r}")
+        return task
+
+    async def _tasks_get(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
+        return self._task(ctx, params).detailed()
+
+    async def _tasks_update(self, ctx: ServerRequestContext[Any, Any], params: TaskUpdateParams) -> dict[str, Any]:
+        self._task(ctx, params).answer(_plain(params.input_responses))
+        return {"resultType": "complete"}
+
+    async def _tasks_cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
+        self.tasks.cancel(self._task(ctx, params))
+        return {"resultType": "complete"}
 
     def tool_result(self, result: Any, protocol_version: str = "") -> types.CallToolResult | types.InputRequiredResult:
         cap = self.settings.max_output_chars
@@ -482,6 +582,48 @@ class ClientPeer:
         return dict(result.content or {}) if result.action == "accept" else None
 
 
+class TaskParams(types.RequestParams):
+    task_id: str = Field(alias="taskId")
+
+
+class TaskUpdateParams(TaskParams):
+    input_responses: dict[str, Any] = Field(alias="inputResponses")
+
+
+class BackgroundPeer:
+    """The client of a task: gone once the task is created, so progress and logs go to the server log."""
+
+    def __init__(self, tool: str) -> None:
+        self._tool = tool
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        logger.debug("task of %s: %s/%s %s", self._tool, progress, total, message or "")
+
+    async def log(self, level: LogLevel, data: Any, logger_name: str | None) -> None:
+        logger.info("task of %s: %s", self._tool, data)
+
+    async def sample(self, prompt: str, *, system: str | None, max_tokens: int) -> str:
+        raise ToolError("a task cannot sample the client's model; return InputRequired with a sampling request")
+
+    async def elicit(self, message: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+        raise ToolError("a task cannot elicit directly; return InputRequired with an elicitation request")
+
+
+def _settle_failure(task: Task, exc: Exception) -> None:
+    """A tool error completes a task with an error result; any other failure fails it (a protocol error)."""
+    if isinstance(exc, ToolError):
+        task.complete(_dump(types.CallToolResult(content=[types.TextContent(text=str(exc))], is_error=True)))
+    elif isinstance(exc, MCPError):
+        task.fail(exc.error.model_dump(mode="json", exclude_none=True))
+    else:
+        logger.error("task %s failed: %s: %s", task.id, type(exc).__name__, exc)
+        task.fail({"code": types.INTERNAL_ERROR, "message": "Internal error while running the task"})
+
+
+def _dump(result: BaseModel) -> dict[str, Any]:
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
 def _plain(value: Any) -> Any:
     """Typed SDK values (input responses) as plain JSON data, which is all the core deals in."""
     if isinstance(value, BaseModel):
@@ -525,6 +667,7 @@ def _wire_tool(tool: Tool) -> types.Tool:
         description=tool.description,
         input_schema=tool.input_schema,
         output_schema=tool.signature.output_schema,
+        execution=types.ToolExecution(task_support=tool.task_support) if tool.task_support != "forbidden" else None,
         annotations=types.ToolAnnotations(
             title=tool.title,
             read_only_hint=a.read_only,
