@@ -53,6 +53,7 @@ def test_a_long_call_becomes_a_task_that_can_be_cancelled(http_server) -> None: 
     _, created = rpc(http_server.url, "tools/call", {"name": "slow_compute", "arguments": {"seconds": 30}})
     task = created["result"]
     _, working = rpc(http_server.url, "tasks/get", {"taskId": task["taskId"]})
+    health = httpx.get(f"{http_server.url}/health", timeout=5).json()
     _, ack = rpc(http_server.url, "tasks/cancel", {"taskId": task["taskId"]})
     cancelled = wait_for(http_server.url, task["taskId"], {"cancelled"}, timeout=2)
     _, again = rpc(http_server.url, "tasks/cancel", {"taskId": task["taskId"]})
@@ -61,6 +62,7 @@ def test_a_long_call_becomes_a_task_that_can_be_cancelled(http_server) -> None: 
     assert isinstance(task["ttlMs"], int) and isinstance(task["pollIntervalMs"], int)
     assert task["createdAt"].endswith("Z") and "requestState" not in task
     assert working["result"]["status"] == "working" and "result" not in working["result"]
+    assert health["tasks"] >= 1
     assert ack["result"]["resultType"] == "complete" and "status" not in ack["result"]
     assert cancelled["status"] == "cancelled"
     assert again["result"]["resultType"] == "complete"

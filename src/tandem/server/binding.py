@@ -159,6 +159,7 @@ class TandemServer:
             "toolsets": {name: len(ts.tools) for name, ts in self.registry.toolsets.items()},
             "sessions": len(self.sessions),
             "sessions_by_transport": self.sessions.by_transport(),
+            "tasks": len(self.tasks),
             "requests": self.timing.snapshot(),
         }
 

@@ -18,7 +18,6 @@ class SessionInfo:
     id: str
     transport: str
     opened: float = field(default_factory=time.time)
-    requests: int = 0
 
 
 class SessionTracker:

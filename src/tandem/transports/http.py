@@ -116,6 +116,7 @@ def build_app(tandem: TandemServer) -> TandemApp:
                 "toolsets": sorted(status["toolsets"]),
                 "sessions": status["sessions"],
                 "sessions_by_transport": status["sessions_by_transport"],
+                "tasks": status["tasks"],
             }
         )
 

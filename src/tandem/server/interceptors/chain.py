@@ -73,12 +73,6 @@ class InterceptorChain:
     def __init__(self, interceptors: Sequence[Interceptor] = ()) -> None:
         self._interceptors: list[Interceptor] = list(interceptors)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._interceptors)
-
-    def __len__(self) -> int:
-        return len(self._interceptors)
-
     def add(self, interceptor: Interceptor, *, first: bool = False) -> None:
         self._interceptors.insert(0 if first else len(self._interceptors), interceptor)
 

@@ -27,6 +27,7 @@ class Health(BaseModel):
     uptime_s: float
     sessions: int
     sessions_by_transport: dict[str, int]
+    tasks: int = Field(description="Tasks the server still holds: running, waiting for input, or finished.")
     requests: dict[str, dict[str, Any]] = Field(description="Per-method counts and latency (ms) since start.")
 
 
@@ -53,5 +54,6 @@ def server_health(ctx: CallContext) -> Health:
         uptime_s=status.get("uptime_s", 0.0),
         sessions=status.get("sessions", 0),
         sessions_by_transport=status.get("sessions_by_transport", {}),
+        tasks=status.get("tasks", 0),
         requests=status.get("requests", {}),
     )
