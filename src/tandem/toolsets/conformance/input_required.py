@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tandem.core import CallContext, InputRequired, MissingCapability, PromptMessage, Text
-from tandem.toolsets.conformance.toolset import toolset
+from tandem.toolsets.conformance.toolset import accepted, toolset
 
 NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 OK_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
@@ -20,10 +20,7 @@ def _response(ctx: CallContext, key: str) -> dict[str, Any] | None:
 
 def _accepted(ctx: CallContext, key: str, field: str) -> Any:
     """One field of an accepted elicitation answer, or ``None``."""
-    answer = _response(ctx, key)
-    if answer is None or answer.get("action") != "accept" or not isinstance(answer.get("content"), dict):
-        return None
-    return answer["content"].get(field)
+    return (accepted(ctx, key) or {}).get(field)
 
 
 def _sampled_text(ctx: CallContext, key: str) -> str | None:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import anyio
 
 from tandem.core import CallContext, InputRequired, ToolError
-from tandem.toolsets.conformance.toolset import toolset
+from tandem.toolsets.conformance.toolset import accepted, toolset
 
 CONFIRM_SCHEMA = {"type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]}
 NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-
-
-def _accepted(ctx: CallContext, key: str) -> dict | None:
-    answer = (ctx.input_responses or {}).get(key)
-    if isinstance(answer, dict) and answer.get("action") == "accept" and isinstance(answer.get("content"), dict):
-        return answer["content"]
-    return None
 
 
 @toolset.tool(read_only=True)
@@ -52,7 +45,7 @@ async def protocol_error_job(ctx: CallContext) -> str:
 async def confirm_delete(filename: str, ctx: CallContext) -> str | InputRequired:
     """As a task, ask the user to confirm deleting a file, then report what they chose (nothing is deleted)."""
     await ctx.run_as_task()
-    answer = _accepted(ctx, "confirm")
+    answer = accepted(ctx, "confirm")
     if answer is None:
         return InputRequired({"confirm": InputRequired.elicitation(f"Delete {filename}?", CONFIRM_SCHEMA)})
     return f"{filename}: {'deleted' if answer.get('confirm') else 'kept'}"
@@ -62,7 +55,7 @@ async def confirm_delete(filename: str, ctx: CallContext) -> str | InputRequired
 async def multi_input(ctx: CallContext) -> str | InputRequired:
     """As a task, ask two questions at once and report both answers."""
     await ctx.run_as_task()
-    first, second = _accepted(ctx, "first"), _accepted(ctx, "second")
+    first, second = accepted(ctx, "first"), accepted(ctx, "second")
     if first is None or second is None:
         return InputRequired(
             {
@@ -76,7 +69,7 @@ async def multi_input(ctx: CallContext) -> str | InputRequired:
 @toolset.tool(read_only=True, task_support="required")
 async def test_tool_with_task(ctx: CallContext) -> str | InputRequired:
     """Ask the user's name (a multi-round-trip input), then greet them from a task."""
-    answer = _accepted(ctx, "user_name")
+    answer = accepted(ctx, "user_name")
     if answer is None:
         return InputRequired({"user_name": InputRequired.elicitation("What is your name?", NAME_SCHEMA)})
     await ctx.run_as_task()
