@@ -341,9 +341,13 @@ class TandemServer:
         def detach() -> None:
             if not outcome.done():
                 outcome.set_result(("task", None))
+                # The request is answered from here on: progress and logs have no client to go to.
+                ctx.peer = BackgroundPeer(tool.name)
+
+        ctx = replace(call_ctx, detacher=detach)
 
         async def body(task: Task) -> None:
-            ctx = replace(call_ctx, detacher=detach)
+            nonlocal ctx
             while True:
                 try:
                     result = await tool.invoke(arguments, ctx)
@@ -360,9 +364,7 @@ class TandemServer:
                     task.complete(_dump(self.tool_result(result, call_ctx.protocol_version)))
                     return
                 responses = await task.ask(result.requests)
-                ctx = replace(
-                    ctx, peer=BackgroundPeer(tool.name), input_responses=responses, request_state=result.state
-                )
+                ctx = replace(ctx, input_responses=responses, request_state=result.state)
 
         task = self.tasks.start(body)
         try:

@@ -22,7 +22,9 @@ async def slow_compute(seconds: float, ctx: CallContext, label: str = "") -> str
     """Sleep for the given seconds as a task, then report; cancelling the task stops it."""
     if seconds > 0:
         await ctx.run_as_task()
+        await ctx.report_progress(0, seconds, "started")
         await anyio.sleep(seconds)
+        await ctx.report_progress(seconds, seconds, "done")
     return f"computed {label or 'result'} after {seconds}s"
 
 
