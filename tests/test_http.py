@@ -47,6 +47,31 @@ async def test_foreign_host_and_origin_are_refused(request: pytest.FixtureReques
     assert "server_info" not in rebinding.text + foreign.text
 
 
+@pytest.mark.parametrize(
+    ("server_name", "version"), [("stateless_server", "2025-11-25"), ("http_server", "2026-07-28")]
+)
+async def test_an_accepted_host_admits_no_other(request: pytest.FixtureRequest, server_name: str, version: str) -> None:
+    """The endpoint remembers (Host, Origin) pairs it accepted; a foreign one after them is still refused."""
+    server = request.getfixturevalue(server_name)
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
+    headers = {**ACCEPT, "mcp-protocol-version": version}
+    if version == "2026-07-28":
+        call["params"]["_meta"] = meta  # type: ignore[index]
+        headers.update({"mcp-method": "tools/call", "mcp-name": "add"})
+    origin = {"origin": server.url}
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+        first = [await client.post("/mcp", json=call, headers={**headers, **origin}) for _ in range(2)]
+        rebinding = await client.post("/mcp", json=call, headers={**headers, **origin, "host": "attacker.example"})
+        foreign = await client.post("/mcp", json=call, headers={**headers, "origin": "http://attacker.example"})
+        again = await client.post("/mcp", json=call, headers=headers)
+    assert [r.json()["result"]["content"][0]["text"] for r in [*first, again]] == ["3", "3", "3"]
+    assert (rebinding.status_code, foreign.status_code) == (421, 403)
+
+
 def test_startup_line_says_where_it_listens(http_server) -> None:  # type: ignore[no-untyped-def]
     banner = next(line for line in http_server.lines if "listening on" in line)
     assert http_server.url.startswith("http://127.0.0.1:")

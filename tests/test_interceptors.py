@@ -25,6 +25,7 @@ from tandem.server.interceptors import (
     RequestLogInterceptor,
     TimingInterceptor,
 )
+from tandem.server.interceptors.timing import MethodTimings
 from tandem.transports.http import serve_http
 
 pytestmark = pytest.mark.anyio
@@ -152,3 +153,14 @@ async def test_request_log_and_timing(tmp_path, caplog: pytest.LogCaptureFixture
     assert snapshot["tools/call:add"]["errors"] == 1
     assert snapshot["tools/call:test_error_handling"]["errors"] == 1
     assert snapshot["initialize"]["count"] == 1
+
+
+def test_timing_percentiles_cover_the_most_recent_window() -> None:
+    timings = MethodTimings()
+    for ms in range(3000):  # rising latencies: the window holds the last 1024, 1976..2999
+        timings.add(float(ms), failed=ms % 2 == 0)
+    summary = timings.summary()
+    assert summary["count"] == 3000 and summary["errors"] == 1500
+    assert summary["max_ms"] == 2999.0
+    assert summary["p50_ms"] == 1976 + 512
+    assert summary["p95_ms"] == 1976 + int(0.95 * 1024)

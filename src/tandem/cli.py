@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import importlib.util
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +37,15 @@ ToolsetsOpt = Annotated[
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"tandem: {message}", err=True)
     return typer.Exit(code)
+
+
+def _run(func: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Run the server's event loop: uvloop where it is installed (it is on Linux and macOS), else asyncio's own."""
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    # Everything loaded so far (modules, schemas, the registry) lives as long as the process: keep the collector
+    # from walking it again on every full collection, which would stall every request in flight.
+    gc.freeze()
+    anyio.run(func, *args, backend_options={"use_uvloop": uvloop})
 
 
 def _settings(workspace: Path | None, **overrides: Any) -> Settings:
@@ -95,7 +107,7 @@ def serve(
             f"Tandem {__version__} serving MCP on stdio; workspace {settings.workspace}; toolsets {toolset_names}",
             err=True,
         )
-        anyio.run(serve_stdio, tandem)
+        _run(serve_stdio, tandem)
         return
     from tandem.transports.http import serve_http
 
@@ -107,7 +119,7 @@ def serve(
             err=True,
         )
 
-    anyio.run(serve_http, tandem, ready)
+    _run(serve_http, tandem, ready)
 
 
 @app.command()

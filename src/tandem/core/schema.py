@@ -34,7 +34,7 @@ class Signature:
             raise InvalidArguments(
                 f"Invalid arguments for {label}: {describe_errors(exc)}", errors=_errors(exc)
             ) from None
-        return {name: getattr(model, name) for name in type(model).model_fields}
+        return dict(model)  # the fields by name (extra arguments are refused by the model, never passed on)
 
 
 def describe_errors(exc: ValidationError) -> str:

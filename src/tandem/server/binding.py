@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import time
@@ -22,10 +23,15 @@ import mcp_types as types
 from mcp.server import Server
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheHint
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.session import ServerSession
+from mcp.shared.dispatcher import DispatchContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.transport_context import TransportContext
+from mcp_types import CORE_RESULT_TYPES, SERVER_INFO_META_KEY, methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field, ValidationError
 
@@ -141,6 +147,7 @@ class TandemServer:
         self.server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="tandem"))
         self.server.middleware.append(self._intercept)
         self.tasks = TaskStore()
+        self._server_info = self.server.server_info.model_dump(by_alias=True, mode="json", exclude_none=True)
         if any(tool.task_support != "forbidden" for tool in registry.tools.values()):
             self.server.extensions[TASKS_EXTENSION] = {}
             self.server.add_request_handler("tasks/get", TaskParams, self._tasks_get)
@@ -149,6 +156,60 @@ class TandemServer:
 
     def initialization_options(self) -> InitializationOptions:
         return self.server.create_initialization_options()
+
+    async def call_tool_directly(
+        self, dctx: DispatchContext[TransportContext], connection: Connection, params: dict[str, Any], request: Any
+    ) -> dict[str, Any]:
+        """Serve one ``tools/call`` on a single-exchange connection and return its wire result.
+
+        What the SDK's ``serve_one`` does for this method (the per-version surface check, the server middleware,
+        this server's handler, the 2026-07-28 result envelope), without building its per-request kernel. For a
+        request that asks for no progress and no logs (``ctx.meta`` is left empty) and whose answer has no room
+        for notifications; errors are raised as the kernel raises them.
+        """
+        method = "tools/call"
+        version = connection.protocol_version
+        ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
+            session=ServerSession(dctx, connection, request_meta=None),
+            lifespan_context=self.lifespan_state,
+            method=method,
+            params=params,
+            request_id=dctx.request_id,
+            meta=None,
+            protocol_version=version,
+            request=request,
+        )
+
+        async def handle(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+            try:
+                methods.validate_client_request(ctx.method, version, ctx.params)
+            except KeyError:
+                raise MCPError(code=types.METHOD_NOT_FOUND, message="Method not found", data=ctx.method) from None
+            typed = types.CallToolRequestParams.model_validate(ctx.params or {}, by_name=False)
+            result = await self._call_tool(ctx, typed)
+            if isinstance(result, types.CallToolResult):
+                wire = _dump(result)  # built by ``tool_result`` to the spec's shape: nothing for the sieve to drop
+            else:  # an InputRequired, or a task an extension shapes: the SDK's sieve for core shapes, as it does
+                wire = dict(result) if isinstance(result, dict) else _dump(result)
+                result_type = wire.get("resultType")
+                modern_extension = isinstance(result_type, str) and result_type not in CORE_RESULT_TYPES
+                if version not in MODERN_PROTOCOL_VERSIONS or not modern_extension:
+                    wire = methods.serialize_server_result(method, version, wire)
+            if version in MODERN_PROTOCOL_VERSIONS:
+                wire.setdefault("resultType", "complete")
+                meta = wire.get("_meta")
+                if meta is None or (isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None):
+                    wire["_meta"] = {**(meta or {}), SERVER_INFO_META_KEY: dict(self._server_info)}
+            return wire
+
+        call = handle
+        for layer in reversed(self.server.middleware):
+            call = functools.partial(_through, layer, call)
+        try:
+            result = await call(ctx)
+        finally:
+            await connection.exit_stack.aclose()
+        return dict(result) if isinstance(result, dict) else _dump(result)
 
     def status(self) -> dict[str, Any]:
         """What /health and the server toolset report."""
@@ -621,6 +682,11 @@ def _settle_failure(task: Task, exc: Exception) -> None:
     else:
         logger.error("task %s failed: %s: %s", task.id, type(exc).__name__, exc)
         task.fail({"code": types.INTERNAL_ERROR, "message": "Internal error while running the task"})
+
+
+def _through(layer: Any, call_next: Any, ctx: ServerRequestContext[Any, Any]) -> Any:
+    """One server middleware layer, bound to the rest of the chain (the SDK composes its layers the same way)."""
+    return layer(ctx, call_next)
 
 
 def _dump(result: BaseModel) -> dict[str, Any]:

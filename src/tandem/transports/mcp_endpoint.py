@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 
-import anyio
 from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem.server import TandemServer
@@ -15,6 +15,8 @@ from tandem.server.sessions import Exchange, current_exchange
 from tandem.transports import fast_path
 
 _OWS = (b" ", b"\t")
+_TRUSTED_MAX = 256
+"""How many accepted (Host, Origin) pairs the endpoint remembers."""
 
 
 class McpEndpoint:
@@ -41,7 +43,9 @@ class McpEndpoint:
         max_body: int,
     ) -> None:
         self.tandem = tandem
+        self.fast_path = fast_path.FastPath(tandem)
         self.guard = guard
+        self._trusted: set[tuple[bytes | None, bytes | None]] = set()
         self.app = app
         self.stream_app = stream_app
         self.max_body = max_body
@@ -68,9 +72,9 @@ class McpEndpoint:
                 break  # the SDK's own body limit answers 413 from what it is replayed
         body = b"".join(chunks)
         stateless = self.stream_app is not None
-        plan = None if more else fast_path.plan(self.tandem, scope, body, stateless=stateless)
+        plan = None if more else self.fast_path.plan(scope, body, stateless=stateless)
         if plan is not None:
-            refusal = await self.guard.validate_request(Request(scope), is_post=True)
+            refusal = await self._check_origin(scope)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
@@ -88,7 +92,7 @@ class McpEndpoint:
 
             await app(scope, replay_then_receive, send)
             return
-        disconnected = anyio.Event()
+        disconnected = asyncio.Event()  # asyncio's own, like the watcher task: cheaper than anyio's per request
 
         async def replay() -> Message:
             if pending:
@@ -111,3 +115,21 @@ class McpEndpoint:
             await app(scope, replay, send)
         finally:
             watcher.cancel()
+
+    async def _check_origin(self, scope: Scope) -> Response | None:
+        """The SDK's Host / Origin / Content-Type check, remembered for the (Host, Origin) pairs it accepted.
+
+        The fast path has already required a JSON content type, so the check depends on those two headers only.
+        """
+        host = origin = None
+        for name, value in scope["headers"]:
+            if name == b"host" and host is None:  # the first of each, as the SDK's check reads them
+                host = value
+            elif name == b"origin" and origin is None:
+                origin = value
+        if (host, origin) in self._trusted:
+            return None
+        refusal = await self.guard.validate_request(Request(scope), is_post=True)
+        if refusal is None and len(self._trusted) < _TRUSTED_MAX:
+            self._trusted.add((host, origin))
+        return refusal

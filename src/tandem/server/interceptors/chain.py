@@ -8,7 +8,8 @@ returns the response, so one layer sees the request going in and the response co
 
 from __future__ import annotations
 
-import uuid
+import functools
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -34,13 +35,24 @@ class Message:
     """The response's JSON-RPC error object (code, message, data); on a response message only."""
     transport: str = "unknown"
     session_id: str | None = None
-    correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    correlation_id: str = field(default_factory=lambda: os.urandom(8).hex())
     state: dict[str, Any] = field(default_factory=dict)
     """Scratch space shared by the layers handling this one exchange."""
 
     def response(self, *, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> Message:
         """The response to this request, carrying its identity (transport, session, correlation id)."""
-        return replace(self, direction="outbound", kind="response", params=None, result=result, error=error)
+        return Message(
+            direction="outbound",
+            kind="response",
+            method=self.method,
+            id=self.id,
+            result=result,
+            error=error,
+            transport=self.transport,
+            session_id=self.session_id,
+            correlation_id=self.correlation_id,
+            state=self.state,
+        )
 
     def with_params(self, params: dict[str, Any] | None) -> Message:
         return replace(self, params=params)
@@ -80,12 +92,10 @@ class InterceptorChain:
         """Pass ``message`` through every layer; ``terminal`` is what happens after the innermost one."""
         call = terminal
         for interceptor in reversed(self._interceptors):
-            call = _bind(interceptor, call)
+            call = functools.partial(_through, interceptor, call)
         return await call(message)
 
 
-def _bind(interceptor: Interceptor, call_next: CallNext) -> CallNext:
-    async def call(message: Message) -> Message | None:
-        return await interceptor(message, call_next)
-
-    return call
+def _through(interceptor: Interceptor, call_next: CallNext, message: Message) -> Awaitable[Message | None]:
+    """One layer bound to the rest of the chain; returns the layer's own awaitable (no wrapper coroutine)."""
+    return interceptor(message, call_next)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from bisect import insort
-from collections import defaultdict
+from bisect import bisect_left, insort
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from tandem.server.interceptors.chain import CallNext, Message
@@ -19,7 +19,7 @@ class MethodTimings:
     errors: int = 0
     total_ms: float = 0.0
     max_ms: float = 0.0
-    recent: list[float] = field(default_factory=list)
+    recent: deque[float] = field(default_factory=deque)
     _order: list[float] = field(default_factory=list)
 
     def add(self, ms: float, failed: bool) -> None:
@@ -30,7 +30,7 @@ class MethodTimings:
         self.recent.append(ms)
         insort(self._order, ms)
         if len(self.recent) > _WINDOW:
-            self._order.remove(self.recent.pop(0))
+            del self._order[bisect_left(self._order, self.recent.popleft())]
 
     def percentile(self, q: float) -> float:
         if not self._order:
