@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tandem.core.command_policy import CommandPolicy
 from tandem.core.errors import ConfigError
 
 CONFIG_FILE = "tandem.toml"
@@ -28,7 +29,9 @@ NameList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """Every setting Tandem reads; each is a key in ``tandem.toml`` and a ``TANDEM_<KEY>`` variable."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
 
     workspace: Path = Field(default_factory=Path.cwd, description="The root every workspace path is confined to.")
     data_dir: Path = Field(Path(".tandem"), description="Where Tandem keeps its data; relative to the workspace.")
@@ -48,6 +51,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level (stderr).")
     log_requests: bool = Field(True, description="Log one structured line per request with its correlation id.")
     tracing: bool = Field(False, description="Emit OpenTelemetry spans per request (needs an exporter installed).")
+    commands: CommandPolicy = Field(
+        default_factory=CommandPolicy, description="What commands may run, and their limits ([commands] table)."
+    )
+    max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest file the file tools read or write.")
+    git_internals_writable: bool = Field(
+        False, description="Let file tools move or delete files under .git/ (refused by default)."
+    )
 
     @field_validator("toolsets", "disabled_toolsets", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod

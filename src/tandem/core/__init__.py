@@ -1,5 +1,7 @@
 """The core: registry, call context, errors, content types. It knows nothing of JSON-RPC or transports."""
 
+from tandem.core.command_policy import CommandPolicy, CommandRefused
+from tandem.core.commands import CommandFailed, CommandResult, CommandRunner
 from tandem.core.content import (
     Audio,
     EmbeddedResource,
@@ -13,10 +15,16 @@ from tandem.core.content import (
 from tandem.core.context import CallContext
 from tandem.core.errors import ConfigError, InvalidArguments, MissingCapability, NotFound, TandemError, ToolError
 from tandem.core.registry import Registry, ToolAnnotations, Toolset, discover_toolsets
+from tandem.core.workspace_path import PathRefused, open_in_workspace, relative_display, workspace_path, write_atomic
 
 __all__ = [
     "Audio",
     "CallContext",
+    "CommandFailed",
+    "CommandPolicy",
+    "CommandRefused",
+    "CommandResult",
+    "CommandRunner",
     "ConfigError",
     "EmbeddedResource",
     "Image",
@@ -24,6 +32,7 @@ __all__ = [
     "InvalidArguments",
     "MissingCapability",
     "NotFound",
+    "PathRefused",
     "PromptMessage",
     "Registry",
     "ResourceLink",
@@ -34,4 +43,8 @@ __all__ = [
     "ToolResult",
     "Toolset",
     "discover_toolsets",
+    "open_in_workspace",
+    "relative_display",
+    "workspace_path",
+    "write_atomic",
 ]

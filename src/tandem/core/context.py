@@ -16,6 +16,9 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from tandem.core.commands import CommandRunner
+from tandem.core.workspace_path import relative_display, workspace_path
+
 if TYPE_CHECKING:
     from tandem.config import Settings
 
@@ -77,6 +80,19 @@ class CallContext:
     """The ``state`` of the ``InputRequired`` result being answered, verified by the server."""
     detacher: Callable[[], None] | None = None
     """Set by the server when this call may go on as a task; see ``run_as_task``."""
+
+    def path(self, path: str) -> Path:
+        """The real path ``path`` names inside the workspace; ``PathRefused`` (a tool error) if it leaves it."""
+        return workspace_path(self.workspace, path)
+
+    def display(self, path: Path) -> str:
+        """A confined path as the client should see it: relative to the workspace root."""
+        return relative_display(self.workspace, path)
+
+    @property
+    def commands(self) -> CommandRunner:
+        """The command runner for this workspace, under the configured policy."""
+        return CommandRunner(self.workspace, self.settings.commands)
 
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         """Tell the client how far the call has come; a no-op when the client asked for no progress."""
