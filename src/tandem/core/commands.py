@@ -39,7 +39,8 @@ KILL_GRACE_S = 2.0
 DRAIN_S = 0.5
 """How long output is still read after the command ended and its group was killed."""
 
-OutputCallback = Callable[[Literal["stdout", "stderr"], str], Awaitable[None]]
+OutputCallback = Callable[[Literal["stdout", "stderr"], str], Awaitable[bool | None]]
+"""Gets output as it arrives; returning True says "enough": the command is stopped (``stopped_early``)."""
 
 
 class CommandFailed(ToolError):
@@ -48,9 +49,11 @@ class CommandFailed(ToolError):
 
 @dataclass
 class StreamCapture:
-    """One output stream, kept up to ``limit`` bytes: the first half and the most recent half."""
+    """One output stream, kept up to ``limit`` bytes: the first half and the most recent half (or, with
+    ``head_only``, the first ``limit`` bytes)."""
 
     limit: int
+    head_only: bool = False
     head: bytearray = field(default_factory=bytearray)
     tail: bytearray = field(default_factory=bytearray)
     total: int = 0
@@ -59,11 +62,11 @@ class StreamCapture:
 
     def add(self, chunk: bytes) -> None:
         self.total += len(chunk)
-        room = self.limit // 2 - len(self.head)
+        room = (self.limit if self.head_only else self.limit // 2) - len(self.head)
         if room > 0:
             self.head += chunk[:room]
             chunk = chunk[room:]
-        if chunk:
+        if chunk and not self.head_only:
             self.tail += chunk
             excess = len(self.tail) - (self.limit - self.limit // 2)
             if excess > 0:
@@ -92,6 +95,8 @@ class CommandResult:
     duration_s: float
     timed_out: bool = False
     output_limit_hit: bool = False
+    stopped_early: bool = False
+    """The output callback said it had enough, and the command was stopped."""
     stdout_bytes: int = 0
     stderr_bytes: int = 0
 
@@ -153,8 +158,14 @@ class CommandRunner:
         stdin: str | None = None,
         on_output: OutputCallback | None = None,
         shown: list[str] | None = None,
+        max_output_bytes: int | None = None,
+        keep_head: bool = False,
     ) -> CommandResult:
-        """Run ``argv`` as given (Tandem's own commands; clients' go through ``run_checked``)."""
+        """Run ``argv`` as given (Tandem's own commands; clients' go through ``run_checked``).
+
+        ``max_output_bytes`` overrides the policy's cap per stream; ``keep_head`` keeps the start of the output
+        rather than its start and end (for output parsed line by line).
+        """
         policy = self.policy
         directory = workspace_path(self.workspace, cwd or ".")
         if not directory.is_dir():
@@ -175,14 +186,16 @@ class CommandRunner:
             )
         except OSError as exc:
             raise CommandFailed(f"could not start {argv[0]!r}: {exc.strerror or exc}") from None
-        out, err = StreamCapture(policy.max_output_bytes), StreamCapture(policy.max_output_bytes)
-        flood = anyio.Event()
+        cap = max_output_bytes or policy.max_output_bytes
+        out, err = StreamCapture(cap, keep_head), StreamCapture(cap, keep_head)
+        flood, enough = anyio.Event(), anyio.Event()
         result = CommandResult(argv=shown or argv, exit_code=None, stdout="", stderr="", duration_s=0.0)
         try:
             async with anyio.create_task_group() as tg:
                 assert process.stdout is not None and process.stderr is not None
-                tg.start_soon(self._pump, process.stdout, out, "stdout", on_output, (out, err), flood)
-                tg.start_soon(self._pump, process.stderr, err, "stderr", on_output, (out, err), flood)
+                signals = (flood, enough)
+                tg.start_soon(self._pump, process.stdout, out, "stdout", on_output, (out, err), signals)
+                tg.start_soon(self._pump, process.stderr, err, "stderr", on_output, (out, err), signals)
                 if stdin is not None:
                     tg.start_soon(_feed, process, stdin.encode())
                 with anyio.move_on_after(limit) as deadline:
@@ -192,14 +205,16 @@ class CommandRunner:
                             await process.wait()
                             waiters.cancel_scope.cancel()
 
-                        async def wait_flood() -> None:
-                            await flood.wait()
+                        async def wait_signal(event: anyio.Event) -> None:
+                            await event.wait()
                             waiters.cancel_scope.cancel()
 
                         waiters.start_soon(wait_exit)
-                        waiters.start_soon(wait_flood)
+                        waiters.start_soon(wait_signal, flood)
+                        waiters.start_soon(wait_signal, enough)
                 result.timed_out = deadline.cancelled_caught
                 result.output_limit_hit = flood.is_set()
+                result.stopped_early = enough.is_set()
                 if process.returncode is None:
                     await _stop_group(process)
                 else:
@@ -226,13 +241,14 @@ class CommandRunner:
         name: Literal["stdout", "stderr"],
         on_output: OutputCallback | None,
         both: tuple[StreamCapture, StreamCapture],
-        flood: anyio.Event,
+        signals: tuple[anyio.Event, anyio.Event],
     ) -> None:
+        flood, enough = signals
         try:
             async for chunk in stream:
                 capture.add(chunk)
-                if on_output is not None:
-                    await on_output(name, chunk.decode("utf-8", errors="replace"))
+                if on_output is not None and await on_output(name, chunk.decode("utf-8", errors="replace")):
+                    enough.set()
                 if sum(c.total for c in both) > self.policy.kill_after_output_bytes:
                     flood.set()
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):

@@ -24,6 +24,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -59,12 +60,47 @@ def workspace_path(root: Path, path: str, *, within: Sequence[Path] = ()) -> Pat
     if first == "~" or (first.startswith("~") and rest and _is_user(first[1:])):
         raise PathRefused(f"path {shown} points into a home directory; give a path inside the workspace")
     real_root = real_workspace_root(root)
-    resolved = Path(os.path.realpath(real_root / path))  # an absolute ``path`` replaces the root here
+    resolved = _resolve(real_root, path, shown)
     if not is_inside(resolved, real_root):
         raise PathRefused(f"path {shown} is outside the workspace")
     if within and not any(is_inside(resolved, real_workspace_root(r)) for r in within):
         raise PathRefused(f"path {shown} is outside the roots this client allows")
     return resolved
+
+
+_MAX_SYMLINKS = 40
+"""Symlinks followed while resolving one path before it counts as a loop (Linux's own limit)."""
+
+
+def _resolve(base: Path, path: str, shown: str) -> Path:
+    """``path`` (relative to ``base``, or absolute) with every symlink resolved, the way the kernel walks it.
+
+    Unlike ``os.path.realpath``, which gives up at a symlink loop and returns the rest of the path unresolved
+    (``loop/../link`` comes back as ``link``, a symlink that may lead anywhere), a loop is refused here.
+    Components that do not exist yet are kept as written; a '..' after one just drops it (what follows is still
+    checked for symlinks).
+    """
+    current = Path("/") if path.startswith("/") else base
+    pending = [part for part in path.split("/") if part not in ("", ".")]
+    pending.reverse()
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if part == "..":
+            current = current.parent
+            continue
+        candidate = current / part
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > _MAX_SYMLINKS:
+                raise PathRefused(f"path {shown} runs into a symlink loop")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = Path("/")
+            pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+            continue
+        current = candidate
+    return current
 
 
 @functools.lru_cache(maxsize=64)
@@ -173,6 +209,38 @@ def write_atomic(root: Path, path: Path, data: bytes, *, create_dirs: bool = Fal
                 os.unlink(temp, dir_fd=parent)
             raise _refusal(root, path, exc) from None
     return before is not None
+
+
+def rename_in_workspace(root: Path, source: Path, destination: Path, *, replace: bool = False) -> None:
+    """Move the entry ``source`` names (a symlink is moved as a link) to ``destination``, both reached without
+    following symlinks; an existing destination is replaced only with ``replace`` (never a directory)."""
+    with _parent_fd(root, source) as (src_dir, src_name), _parent_fd(root, destination) as (dst_dir, dst_name):
+        try:
+            target = os.stat(dst_name, dir_fd=dst_dir, follow_symlinks=False)
+        except FileNotFoundError:
+            target = None
+        if target is not None and (not replace or stat.S_ISDIR(target.st_mode)):
+            raise PathRefused(f"{relative_display(root, destination)} already exists")
+        try:
+            os.rename(src_name, dst_name, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+        except OSError as exc:
+            raise _refusal(root, source, exc) from None
+
+
+def remove_in_workspace(root: Path, path: Path, *, recursive: bool = False) -> None:
+    """Delete the entry ``path`` names (a symlink, not its target); a directory only with ``recursive``, its tree
+    removed without following any symlink in it."""
+    with _parent_fd(root, path) as (parent, name):
+        try:
+            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode):
+                os.unlink(name, dir_fd=parent)
+            elif not recursive:
+                raise PathRefused(f"{relative_display(root, path)} is a directory; deleting it needs recursive")
+            else:
+                shutil.rmtree(name, dir_fd=parent)
+        except OSError as exc:
+            raise _refusal(root, path, exc) from None
 
 
 @functools.lru_cache(maxsize=1)
