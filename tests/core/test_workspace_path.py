@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tandem.core import PathRefused, open_in_workspace, workspace_path, write_atomic
+from tandem.core import PathRefused, open_in_workspace, workspace_entry, workspace_path, write_atomic
 from tandem.core.workspace_path import is_inside, real_workspace_root
 
 
@@ -234,3 +234,13 @@ def test_no_generated_path_resolves_outside(tree: tuple[Path, Path], parts: list
     assert is_inside(real, real_workspace_root(root))
     if os.path.lexists(resolved):
         assert not os.path.islink(resolved)  # fully resolved: nothing left for a later use to follow
+
+
+def test_an_entry_is_the_link_itself_in_a_confined_directory(tree: tuple[Path, Path]) -> None:
+    root, _ = tree
+    link = workspace_entry(root, "gateway")
+    assert link == real_workspace_root(root) / "gateway" and link.is_symlink()
+    assert workspace_entry(root, "src/pkg/") == real_workspace_root(root) / "src" / "pkg"
+    for path in ("gateway/secret.txt", "../outside", "passwd/x", "src/\x00"):
+        with pytest.raises(PathRefused):
+            workspace_entry(root, path)

@@ -15,7 +15,14 @@ from tandem.core.content import (
 from tandem.core.context import CallContext
 from tandem.core.errors import ConfigError, InvalidArguments, MissingCapability, NotFound, TandemError, ToolError
 from tandem.core.registry import Registry, ToolAnnotations, Toolset, discover_toolsets
-from tandem.core.workspace_path import PathRefused, open_in_workspace, relative_display, workspace_path, write_atomic
+from tandem.core.workspace_path import (
+    PathRefused,
+    open_in_workspace,
+    relative_display,
+    workspace_entry,
+    workspace_path,
+    write_atomic,
+)
 
 __all__ = [
     "Audio",
@@ -45,6 +52,7 @@ __all__ = [
     "discover_toolsets",
     "open_in_workspace",
     "relative_display",
+    "workspace_entry",
     "workspace_path",
     "write_atomic",
 ]

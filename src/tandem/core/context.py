@@ -17,7 +17,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from tandem.core.commands import CommandRunner
-from tandem.core.workspace_path import relative_display, workspace_path
+from tandem.core.workspace_path import relative_display, workspace_entry, workspace_path
 
 if TYPE_CHECKING:
     from tandem.config import Settings
@@ -84,6 +84,10 @@ class CallContext:
     def path(self, path: str) -> Path:
         """The real path ``path`` names inside the workspace; ``PathRefused`` (a tool error) if it leaves it."""
         return workspace_path(self.workspace, path)
+
+    def entry(self, path: str) -> Path:
+        """Like ``path``, but a symlink at the end stays itself: for deleting, moving or inspecting the link."""
+        return workspace_entry(self.workspace, path)
 
     def display(self, path: Path) -> str:
         """A confined path as the client should see it: relative to the workspace root."""

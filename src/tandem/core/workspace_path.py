@@ -45,6 +45,28 @@ def workspace_path(root: Path, path: str, *, within: Sequence[Path] = ()) -> Pat
 
     ``within``, when given, are narrower roots (a client's roots): the path must lie inside one of them too.
     """
+    shown = _checked(path)
+    real_root = real_workspace_root(root)
+    return _confined(root, _resolve(real_root, path, shown), shown, within)
+
+
+def workspace_entry(root: Path, path: str, *, within: Sequence[Path] = ()) -> Path:
+    """The directory entry ``path`` names, in its real, confined parent directory: a symlink stays itself.
+
+    For operations on the entry rather than on what it leads to (delete, move, inspect a link): the last
+    component is not resolved, everything above it is, exactly as ``workspace_path`` does.
+    """
+    shown = _checked(path)
+    head, _, name = path.rstrip("/").rpartition("/")
+    if name in ("", ".", ".."):
+        return workspace_path(root, path, within=within)
+    real_root = real_workspace_root(root)
+    parent = _resolve(real_root, head if head or not path.startswith("/") else "/", shown)
+    return _confined(root, parent / name, shown, within)
+
+
+def _checked(path: str) -> str:
+    """Refuse the forms that never name a workspace path; return ``path`` as shown in messages."""
     if not isinstance(path, str):
         raise PathRefused(f"a path must be a string, not {type(path).__name__}")
     shown = _shown(path)
@@ -59,8 +81,11 @@ def workspace_path(root: Path, path: str, *, within: Sequence[Path] = ()) -> Pat
     first, _, rest = path.partition("/")
     if first == "~" or (first.startswith("~") and rest and _is_user(first[1:])):
         raise PathRefused(f"path {shown} points into a home directory; give a path inside the workspace")
+    return shown
+
+
+def _confined(root: Path, resolved: Path, shown: str, within: Sequence[Path]) -> Path:
     real_root = real_workspace_root(root)
-    resolved = _resolve(real_root, path, shown)
     if not is_inside(resolved, real_root):
         raise PathRefused(f"path {shown} is outside the workspace")
     if within and not any(is_inside(resolved, real_workspace_root(r)) for r in within):

@@ -22,6 +22,7 @@ from tandem.toolsets.workspace.toolset import toolset, writable
 DEFAULT_LINES = 2000
 SNIFF_BYTES = 8192
 MAX_LINE_CHARS = 2000
+_COMMON_ENCODINGS = ("utf_16", "cp1252", "latin_1", "cp1251", "shift_jis", "gb18030", "euc_kr", "big5", "cp1250")
 
 
 class FileText(BaseModel):
@@ -61,8 +62,13 @@ def _decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    best = from_bytes(data[:65536]).best()
-    encoding = best.encoding if best is not None else "latin-1"
+    candidates = list(from_bytes(data[:65536]))
+    if not candidates:
+        return data.decode("latin-1"), "latin-1"
+    # Short texts leave several single-byte code pages about equally likely; the common ones are the better bet.
+    best = candidates[0]
+    close = [c for c in candidates if c.chaos <= best.chaos + 0.1 and c.coherence >= best.coherence - 0.05]
+    encoding = next((e for e in _COMMON_ENCODINGS if any(c.encoding == e for c in close)), best.encoding)
     return data.decode(encoding, errors="replace"), encoding
 
 
@@ -250,12 +256,13 @@ class FileInfo(BaseModel):
 @toolset.tool(read_only=True, title="File info")
 async def get_file_info(ctx: CallContext, path: str) -> FileInfo:
     """Describe a file or directory: type, size, modification time, permissions, and line count for text."""
-    literal = ctx.path(os.path.dirname(path) or ".") / os.path.basename(path) if path not in ("", ".") else None
-    resolved = ctx.path(path)
+    entry = ctx.entry(path)
 
     def describe() -> FileInfo:
         target = None
-        if literal is not None and literal.is_symlink():
+        resolved = entry
+        if entry.is_symlink():
+            resolved = ctx.path(path)  # refused when the link leads out of the workspace
             target = ctx.display(resolved)
         try:
             info = resolved.stat()
@@ -302,8 +309,8 @@ async def create_directory(ctx: CallContext, path: str) -> str:
 async def move_file(ctx: CallContext, source: str, destination: str, overwrite: bool = False) -> str:
     """Move or rename a file or directory inside the workspace; refuses to replace an existing one unless
     ``overwrite`` (a directory is never replaced). A symlink is moved as a link."""
-    src = writable(ctx, _entry(ctx, source))
-    dst = writable(ctx, _entry(ctx, destination))
+    src = writable(ctx, ctx.entry(source))
+    dst = writable(ctx, ctx.entry(destination))
     await ctx.run_sync(lambda: rename_in_workspace(ctx.workspace, src, dst, replace=overwrite))
     return f"moved {ctx.display(src)} to {ctx.display(dst)}"
 
@@ -334,17 +341,8 @@ async def copy_file(ctx: CallContext, source: str, destination: str, overwrite: 
 @toolset.tool(destructive=True, title="Delete file")
 async def delete_file(ctx: CallContext, path: str, recursive: bool = False) -> str:
     """Delete a file, a symlink (not what it points to), or with ``recursive`` a directory tree."""
-    target = writable(ctx, _entry(ctx, path))
+    target = writable(ctx, ctx.entry(path))
     if target == ctx.path("."):
         raise ToolError("the workspace root cannot be deleted")
     await ctx.run_sync(lambda: remove_in_workspace(ctx.workspace, target, recursive=recursive))
     return f"deleted {ctx.display(target)}"
-
-
-def _entry(ctx: CallContext, path: str) -> Path:
-    """The entry ``path`` names itself (a symlink stays a symlink) in its confined parent directory."""
-    resolved = ctx.path(path)  # validates the whole path, and refuses one leading out
-    name = os.path.basename(path.rstrip("/"))
-    if name in ("", ".", ".."):
-        return resolved
-    return ctx.path(os.path.dirname(path.rstrip("/")) or ".") / name
