@@ -89,10 +89,10 @@ async def search_files(
     if context:
         args += ["--context", str(context)]
     if include_hidden:
-        args.append("--hidden")
+        args += ["--hidden", "--glob", "!.git"]  # hidden files yes, git's object store no
     for item in glob or []:
         args += ["--glob", item]
-    args += ["--glob", "!.git", "--regexp", pattern, "--", str(start)]
+    args += ["--regexp", pattern, "--", str(start)]
     result = await _rg(ctx, args, timeout_s, enough=max_results)
     if result.exit_code == 2 and not result.stdout:
         raise ToolError(f"ripgrep refused the search: {result.stderr.strip()[:500]}")
@@ -173,9 +173,9 @@ async def find_files(
     """Find files whose path matches a glob (``**/*.py``, ``src/**/test_*.py``, ``*.md``), ``.gitignore``
     respected, sorted by path."""
     start = ctx.path(path)
-    args = ["--files", "--no-follow", "--sort", "path", "--glob", glob, "--glob", "!.git"]
+    args = ["--files", "--no-follow", "--sort", "path", "--glob", glob]
     if include_hidden:
-        args.append("--hidden")
+        args += ["--hidden", "--glob", "!.git"]
     result = await _rg(ctx, [*args, "--", str(start)], SEARCH_TIMEOUT_S)
     if result.exit_code == 2 and not result.stdout:
         raise ToolError(f"ripgrep refused the search: {result.stderr.strip()[:500]}")
