@@ -6,10 +6,12 @@ import hashlib
 import json
 import stat
 import subprocess
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -246,3 +248,27 @@ async def test_check_command_and_system(client: Client) -> None:
     assert system["cpus"] >= 1 and system["tools"]["git"].startswith("git version")
     status = await call(client, "get_system_status")
     assert status["uptime_s"] >= 0 and len(status["load_average"]) == 3
+
+
+async def test_client_roots_narrow_the_workspace(workspace: Path) -> None:
+    settings = load_settings(workspace, toolsets=["workspace"])
+    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
+    roots = [workspace / "src", workspace.parent / "outside"]  # the second is not in the workspace: it widens nothing
+    asked = 0
+
+    async def list_roots(context: Any) -> types.ListRootsResult:
+        nonlocal asked
+        asked += 1
+        return types.ListRootsResult(roots=[types.Root(uri=root.as_uri()) for root in roots])
+
+    async with Client(tandem.server, mode="legacy", list_roots_callback=list_roots) as client:
+        assert "2\t" in await call(client, "read_file", path="src/pkg/mod.py")
+        assert "roots this client allows" in await refused(client, "read_file", path="README.md")
+        assert "outside the workspace" in await refused(client, "read_file", path="../outside/secret.txt")
+        assert asked == 1  # asked once per session
+        roots[:] = [workspace]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            await client.session.send_roots_list_changed()
+        assert "# Demo" in await call(client, "read_file", path="README.md")
+        assert asked == 2

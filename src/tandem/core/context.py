@@ -78,16 +78,19 @@ class CallContext:
     """The client's answers to an ``InputRequired`` result, by the keys that result used."""
     request_state: str | None = None
     """The ``state`` of the ``InputRequired`` result being answered, verified by the server."""
+    roots: tuple[Path, ...] = ()
+    """The client's roots (directories); when there are any, paths must lie inside one of them too."""
     detacher: Callable[[], None] | None = None
     """Set by the server when this call may go on as a task; see ``run_as_task``."""
 
     def path(self, path: str) -> Path:
-        """The real path ``path`` names inside the workspace; ``PathRefused`` (a tool error) if it leaves it."""
-        return workspace_path(self.workspace, path)
+        """The real path ``path`` names inside the workspace (and the client's roots, if it has any);
+        ``PathRefused`` (a tool error) if it leaves them."""
+        return workspace_path(self.workspace, path, within=self.roots)
 
     def entry(self, path: str) -> Path:
         """Like ``path``, but a symlink at the end stays itself: for deleting, moving or inspecting the link."""
-        return workspace_entry(self.workspace, path)
+        return workspace_entry(self.workspace, path, within=self.roots)
 
     def display(self, path: Path) -> str:
         """A confined path as the client should see it: relative to the workspace root."""

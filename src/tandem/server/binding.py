@@ -16,7 +16,10 @@ import time
 import warnings
 from contextvars import ContextVar
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import anyio
 import mcp_types as types
@@ -29,7 +32,7 @@ from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.session import ServerSession
 from mcp.shared.dispatcher import DispatchContext
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.transport_context import TransportContext
 from mcp_types import CORE_RESULT_TYPES, SERVER_INFO_META_KEY, methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -74,6 +77,9 @@ _correlation: ContextVar[str] = ContextVar("tandem_correlation_id", default="")
 # Listings change only when the server restarts with other toolsets, but clients must not cache across that.
 _CACHEABLE = ("tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read")
 RESOURCE_NOT_FOUND = -32002
+ROOTS_TIMEOUT_S = 10.0
+"""How long a client has to answer roots/list."""
+_ROOTS_KEY = "client_roots"
 MISSING_REQUIRED_CLIENT_CAPABILITY = types.MISSING_REQUIRED_CLIENT_CAPABILITY
 
 
@@ -138,6 +144,7 @@ class TandemServer:
                 on_get_prompt=self._get_prompt if registry.prompts else None,
                 on_completion=self._complete if registry.prompts or registry.templates else None,
                 on_set_logging_level=self._set_logging_level,
+                on_roots_list_changed=self._roots_changed,
             )
         if not settings.tracing:
             # The SDK's OpenTelemetry layer makes two spans per request even with no exporter installed.
@@ -360,6 +367,7 @@ class TandemServer:
         try:
             tool = self.registry.tool(params.name)
             call_ctx = self.call_context(ctx, params)
+            call_ctx.roots = await self._client_roots(ctx)
             result = None
             if tool.task_support != "forbidden":
                 extensions = call_ctx.client_capabilities.get("extensions") or {}
@@ -567,6 +575,30 @@ class TandemServer:
         state.setdefault("subscriptions", set()).discard(str(params.uri))
         return types.EmptyResult()
 
+    async def _client_roots(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Path, ...]:
+        """The directories the client's roots name (file:// URIs), asked once per session and again after the
+        client says they changed; none when the client has no roots or no way to be asked."""
+        capabilities = ctx.session.client_capabilities
+        if capabilities is None or capabilities.roots is None or not ctx.session.can_send_request:
+            return ()
+        _, _, state = self._session(ctx)
+        cached = state.get(_ROOTS_KEY)
+        if cached is None:
+            try:
+                with anyio.fail_after(ROOTS_TIMEOUT_S), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)  # deprecated in 2026-07-28, not before
+                    listed = await ctx.session.list_roots()
+            except (MCPError, TimeoutError) as exc:
+                logger.warning("the client did not list its roots (%s); paths stay confined to the workspace", exc)
+                return ()
+            cached = tuple(_root_path(str(root.uri)) for root in listed.roots if str(root.uri).startswith("file://"))
+            state[_ROOTS_KEY] = cached
+        return cached
+
+    async def _roots_changed(self, ctx: ServerRequestContext[Any, Any], params: Any) -> None:
+        _, _, state = self._session(ctx)
+        state.pop(_ROOTS_KEY, None)
+
     async def _set_logging_level(
         self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
     ) -> types.EmptyResult:
@@ -682,6 +714,12 @@ def _settle_failure(task: Task, exc: Exception) -> None:
     else:
         logger.error("task %s failed: %s: %s", task.id, type(exc).__name__, exc)
         task.fail({"code": types.INTERNAL_ERROR, "message": "Internal error while running the task"})
+
+
+def _root_path(uri: str) -> Path:
+    """The directory a ``file://`` root URI names (``file:///home/me/repo`` -> ``/home/me/repo``)."""
+    parts = urlsplit(uri)
+    return Path(url2pathname(parts.path))
 
 
 def _through(layer: Any, call_next: Any, ctx: ServerRequestContext[Any, Any]) -> Any:
