@@ -6,6 +6,7 @@ import gc
 import importlib.util
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -120,6 +121,33 @@ def serve(
         )
 
     _run(serve_http, tandem, ready)
+
+
+@app.command()
+def agent(
+    socket: Annotated[Path, typer.Option(help="The socket to listen on (mount it into the server's container).")],
+    workspace: WorkspaceOpt = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Run a host agent: commands a Tandem server sends over SOCKET run here, under this workspace's policy.
+
+    Set TANDEM_AGENT_TOKEN to require the same token from the server ([backends.host_agent] token).
+    """
+    settings = _settings(workspace, log_level=log_level)
+    logging.basicConfig(
+        stream=sys.stderr, level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from tandem.core import CommandRunner
+    from tandem.core.backends.host_agent import serve_agent
+
+    token = os.environ.get("TANDEM_AGENT_TOKEN") or None
+    typer.echo(f"Tandem {__version__} host agent on {socket}; workspace {settings.workspace}", err=True)
+    try:
+        _run(serve_agent, socket, CommandRunner(settings.workspace, settings.commands), token)
+    except ToolError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tandem.core.backends import BackendSettings
 from tandem.core.command_policy import CommandPolicy
 from tandem.core.errors import ConfigError
 
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     tracing: bool = Field(False, description="Emit OpenTelemetry spans per request (needs an exporter installed).")
     commands: CommandPolicy = Field(
         default_factory=CommandPolicy, description="What commands may run, and their limits ([commands] table)."
+    )
+    backends: BackendSettings = Field(
+        default_factory=BackendSettings, description="Where execute_command may run commands ([backends] table)."
     )
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest file the file tools read or write.")
     git_internals_writable: bool = Field(

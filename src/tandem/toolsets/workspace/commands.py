@@ -9,11 +9,12 @@ import shlex
 import shutil
 import sys
 import time
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from tandem.core import CallContext, CommandRefused, ToolError
+from tandem.core.backends import CommandRequest, backend_for
 from tandem.core.command_policy import check_command
 from tandem.toolsets.workspace.toolset import toolset
 
@@ -39,6 +40,7 @@ class CommandOutput(BaseModel):
     duration_s: float
     timed_out: bool
     output_limit_hit: bool = Field(description="The command produced too much output and was stopped.")
+    backend: str
 
 
 @toolset.tool(destructive=True, open_world=True, title="Run a command")
@@ -51,7 +53,7 @@ async def execute_command(
     env: dict[str, str] | None = None,
     stdin: str | None = None,
     shell: bool = False,
-    backend: Literal["native"] = "native",
+    backend: str | None = None,
 ) -> CommandOutput:
     """Run a program in the workspace under Tandem's command policy and return its exit code and output.
 
@@ -59,11 +61,12 @@ async def execute_command(
     ``shell=true`` runs ``command`` through bash, only if the policy allows a shell. The policy allows a list of
     programs (see check_command_exists); a refusal says why. ``cwd`` is relative to the workspace root; ``timeout_s``
     defaults to the policy's (120 s). Secrets are removed from the environment; ``env`` adds variables. Output is
-    capped (start and end kept) and streamed as progress while the command runs.
+    capped (start and end kept) and streamed as progress while the command runs. ``backend`` picks where it runs
+    (``native``, the default, is here; others are what [backends] in tandem.toml sets up).
     """
     if (command is None) == (argv is None):
         raise ToolError("give either 'command' (a string) or 'argv' (a list), not both or neither")
-    runner = ctx.commands
+    chosen = backend_for(backend, ctx.workspace, ctx.settings.commands, ctx.settings.backends)
     last = time.monotonic()
     latest = ""
 
@@ -78,17 +81,14 @@ async def execute_command(
         return False
 
     started = time.monotonic()
-    if shell:
-        if command is None:
-            raise ToolError("shell=true needs 'command' (a string)")
-        result = await runner.run_shell_checked(
-            command, cwd=cwd, timeout_s=timeout_s, env=env, stdin=stdin, on_output=progress
-        )
-        shown = command
-    else:
-        words = argv if argv is not None else _split(command or "")
-        result = await runner.run_checked(words, cwd=cwd, timeout_s=timeout_s, env=env, stdin=stdin, on_output=progress)
-        shown = shlex.join(words)
+    if shell and command is None:
+        raise ToolError("shell=true needs 'command' (a string)")
+    words = [] if shell else argv if argv is not None else _split(command or "")
+    request = CommandRequest(
+        argv=words, command=command, shell=shell, cwd=cwd, timeout_s=timeout_s, env=env, stdin=stdin
+    )
+    result = await chosen.run(request, progress)
+    shown = command if shell and command is not None else shlex.join(words)
     return CommandOutput(
         command=shown,
         exit_code=result.exit_code,
@@ -97,6 +97,7 @@ async def execute_command(
         duration_s=result.duration_s,
         timed_out=result.timed_out,
         output_limit_hit=result.output_limit_hit,
+        backend=chosen.name,
     )
 
 
