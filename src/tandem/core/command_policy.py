@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import posixpath
 import re
 import shlex
 import shutil
@@ -140,24 +141,12 @@ _WRAPPER_REFUSED_OPTIONS = {"env": {"-S", "--split-string", "-C", "--chdir"}}
 
 def check_command(policy: CommandPolicy, workspace: Path, argv: list[str]) -> Approved:
     """Judge ``argv`` against ``policy``; return what to execute (the program as an absolute path)."""
-    if not argv or not argv[0]:
-        raise CommandRefused("no command given")
-    if any("\x00" in arg for arg in argv):
-        raise CommandRefused("a command argument contains a NUL byte")
-    inner = _unwrap(argv)
+    inner = _unwrap(_usable(argv))
     args = inner[1:]
     bare = "/" not in inner[0]
     # A program named bare is judged before it is looked up, so a refusal says nothing of what is installed.
     name, executable = (inner[0], "") if bare else _locate(inner[0], workspace)
-    _refuse_one_liner(policy, name, args)
-    for text in policy.deny:
-        if Rule.parse(text).matches(name, args):
-            raise CommandRefused(f"{shlex.join([name, *args])[:200]!r} is denied by the rule {text!r}")
-    if not any(Rule.parse(text).matches(name, args) for text in policy.allow):
-        raise CommandRefused(
-            f"{name!r} is not on the allow-list of programs (with these arguments); the list is set in "
-            "[commands] allow in tandem.toml"
-        )
+    _judge(policy, name, args)
     if bare:
         name, executable = _locate(inner[0], workspace)
     if policy.confine_arguments:
@@ -169,6 +158,54 @@ def check_command(policy: CommandPolicy, workspace: Path, argv: list[str]) -> Ap
             raise CommandRefused(f"{wrappers[0]!r} is not installed")
         return Approved([wrapper_path, *wrappers[1:], executable, *args], name)
     return Approved([executable, *args], name)
+
+
+def check_remote_command(policy: CommandPolicy, argv: list[str]) -> Approved:
+    """Judge a command that runs on another machine: by program name (nothing here says what is installed
+    there), a workspace program as './path', and path arguments checked lexically against the workspace."""
+    inner = _unwrap(_usable(argv))
+    program, args = inner[0], inner[1:]
+    if "/" in program:
+        normal = posixpath.normpath(program)
+        if program.startswith("/") or normal == ".." or normal.startswith("../"):
+            raise CommandRefused(
+                f"{program!r}: name installed programs without a directory, or './path' in the workspace"
+            )
+        program = "./" + normal
+    _judge(policy, program, args)
+    if policy.confine_arguments:
+        for arg in args:
+            value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+            if not value or "://" in value or value in SAFE_OUTSIDE_PATHS:
+                continue
+            normal = posixpath.normpath(value)
+            if value.startswith(("/", "~")) or normal == ".." or normal.startswith("../"):
+                raise CommandRefused(
+                    f"the argument {value[:200]!r} is a path outside the workspace; commands may only name "
+                    "paths inside it"
+                )
+    return Approved(argv, program)
+
+
+def _usable(argv: list[str]) -> list[str]:
+    if not argv or not argv[0]:
+        raise CommandRefused("no command given")
+    if any("\x00" in arg for arg in argv):
+        raise CommandRefused("a command argument contains a NUL byte")
+    return argv
+
+
+def _judge(policy: CommandPolicy, name: str, args: list[str]) -> None:
+    """One-liners, then the deny-list, then the allow-list."""
+    _refuse_one_liner(policy, name, args)
+    for text in policy.deny:
+        if Rule.parse(text).matches(name, args):
+            raise CommandRefused(f"{shlex.join([name, *args])[:200]!r} is denied by the rule {text!r}")
+    if not any(Rule.parse(text).matches(name, args) for text in policy.allow):
+        raise CommandRefused(
+            f"{name!r} is not on the allow-list of programs (with these arguments); the list is set in "
+            "[commands] allow in tandem.toml"
+        )
 
 
 def check_shell(policy: CommandPolicy, command: str) -> None:
