@@ -17,8 +17,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from tandem.config import load_settings
-from tandem.core import Registry
+from tandem.core import CallContext, Registry
 from tandem.server import TandemServer
+from tandem.toolsets.workspace.listing import _walk
 
 pytestmark = pytest.mark.anyio
 
@@ -272,3 +273,40 @@ async def test_client_roots_narrow_the_workspace(workspace: Path) -> None:
             await client.session.send_roots_list_changed()
         assert "# Demo" in await call(client, "read_file", path="README.md")
         assert asked == 2
+
+
+async def test_globs_cannot_smuggle_paths_out(client: Client, workspace: Path) -> None:
+    """Patterns only filter what is under the (confined) path; they never widen it."""
+    for pattern in ("../*", "../outside/*", "/etc/*", "**/../../*"):
+        listing = await call(client, "list_directory", depth=5, pattern=pattern, include_hidden=True)
+        assert all(not e["path"].startswith(("..", "/")) for e in listing["entries"])
+        found = await call(client, "find_files", glob=pattern)
+        assert all(not p.startswith(("..", "/")) and "secret" not in p for p in found["paths"])
+        searched = await call(client, "search_files", pattern="top secret", glob=[pattern])
+        assert searched["matches"] == []
+    assert (await call(client, "search_files", pattern="top secret", path="."))["matches"] == []
+
+
+async def test_copy_tree_keeps_links_as_links(client: Client, workspace: Path) -> None:
+    (workspace / "tree" / "sub").mkdir(parents=True)
+    (workspace / "tree" / "sub" / "f.txt").write_text("f\n")
+    (workspace / "tree" / "out").symlink_to(workspace.parent / "outside")
+    await call(client, "copy_file", source="tree", destination="tree2")
+    assert (workspace / "tree2" / "sub" / "f.txt").read_text() == "f\n"
+    assert (workspace / "tree2" / "out").is_symlink()  # copied as a link: nothing from outside came in
+    assert not (workspace / "tree2" / "out" / "secret.txt").resolve().is_relative_to(workspace)
+    assert "outside the workspace" in await refused(client, "read_file", path="tree2/out/secret.txt")
+
+
+async def test_a_directory_swapped_for_a_link_is_not_listed(workspace: Path) -> None:
+    settings = load_settings(workspace, toolsets=["workspace"])
+    ctx = CallContext(workspace=settings.workspace, settings=settings)
+    (workspace / "swap").mkdir()
+    (workspace / "swap" / "inner").mkdir()
+    start = ctx.path("swap")
+    walk = _walk(ctx, start, depth=3, include_hidden=True, ignored=True)
+    first = next(walk)  # 'swap/inner' was checked and listed; now it becomes a link to the outside
+    assert first[0].name == "inner"
+    (workspace / "swap" / "inner").rmdir()
+    (workspace / "swap" / "inner").symlink_to(workspace.parent / "outside")
+    assert [path.name for path, _, _ in walk] == []

@@ -200,11 +200,12 @@ def open_in_workspace(root: Path, path: Path, flags: int = os.O_RDONLY, mode: in
             raise _refusal(root, path, exc) from None
 
 
-def write_atomic(root: Path, path: Path, data: bytes, *, create_dirs: bool = False) -> bool:
+def write_atomic(root: Path, path: Path, data: bytes, *, create_dirs: bool = False, mode: int | None = None) -> bool:
     """Replace (or create) a confined file with ``data`` in one step: a temporary file beside it, then a rename.
 
     Readers see the old content or the new, never a mix; a crash leaves the old file. An existing file keeps its
-    permission bits; a new one gets the usual ``0o666`` less the umask. Returns whether the file existed before.
+    permission bits (unless ``mode`` is given); a new one gets ``mode``, else the usual ``0o666`` less the umask.
+    Returns whether the file existed before.
     """
     with _parent_fd(root, path, create=create_dirs) as (parent, name):
         try:
@@ -214,7 +215,8 @@ def write_atomic(root: Path, path: Path, data: bytes, *, create_dirs: bool = Fal
         if before is not None and not stat.S_ISREG(before.st_mode):
             kind = "a directory" if stat.S_ISDIR(before.st_mode) else "not a regular file"
             raise PathRefused(f"{relative_display(root, path)} is {kind}; only regular files can be written")
-        mode = stat.S_IMODE(before.st_mode) if before is not None else 0o666 & ~_umask()
+        if mode is None:
+            mode = stat.S_IMODE(before.st_mode) if before is not None else 0o666 & ~_umask()
         temp = f".{name}.{secrets.token_hex(6)}.tandem-tmp"
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -234,6 +236,48 @@ def write_atomic(root: Path, path: Path, data: bytes, *, create_dirs: bool = Fal
                 os.unlink(temp, dir_fd=parent)
             raise _refusal(root, path, exc) from None
     return before is not None
+
+
+def make_directories(root: Path, path: Path) -> None:
+    """Create the confined directory ``path`` and its missing parents, walking down from the root without
+    following symlinks (an existing directory is fine)."""
+    if path == real_workspace_root(root):
+        return
+    with _parent_fd(root, path, create=True) as (parent, name):
+        try:
+            os.mkdir(name, 0o777, dir_fd=parent)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                raise PathRefused(f"{relative_display(root, path)} exists and is not a directory") from None
+        except OSError as exc:
+            raise _refusal(root, path, exc) from None
+
+
+def copy_tree_in_workspace(root: Path, source: Path, destination: Path) -> int:
+    """Copy the directory ``source`` to a new ``destination``, both confined: the walk never follows a symlink
+    (links are copied as links), files are read and written through confined descriptors. Returns files copied."""
+    copied = 0
+    source_fd = open_in_workspace(root, source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for directory, subdirectories, files, fd in os.fwalk(dir_fd=source_fd, follow_symlinks=False):
+            target = destination / directory if directory != "." else destination
+            make_directories(root, target)
+            for name in subdirectories:
+                if stat.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                    files.append(name)  # a link to a directory is copied as a link, not walked
+            for name in files:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    with _parent_fd(root, target / name) as (parent, link_name):
+                        os.symlink(os.readlink(name, dir_fd=fd), link_name, dir_fd=parent)
+                elif stat.S_ISREG(info.st_mode):
+                    file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                    with os.fdopen(file_fd, "rb") as handle:
+                        write_atomic(root, target / name, handle.read(), mode=stat.S_IMODE(info.st_mode))
+                    copied += 1
+    finally:
+        os.close(source_fd)
+    return copied
 
 
 def rename_in_workspace(root: Path, source: Path, destination: Path, *, replace: bool = False) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-import shutil
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +15,12 @@ from charset_normalizer import from_bytes
 from pydantic import BaseModel, Field, model_validator
 
 from tandem.core import CallContext, PathRefused, ToolError, open_in_workspace, write_atomic
-from tandem.core.workspace_path import remove_in_workspace, rename_in_workspace
+from tandem.core.workspace_path import (
+    copy_tree_in_workspace,
+    make_directories,
+    remove_in_workspace,
+    rename_in_workspace,
+)
 from tandem.toolsets.workspace.toolset import toolset, writable
 
 DEFAULT_LINES = 2000
@@ -295,14 +299,8 @@ async def create_directory(ctx: CallContext, path: str) -> str:
     """Create a directory and any missing parents; an existing directory is fine."""
     resolved = writable(ctx, ctx.path(path))
 
-    def make() -> str:
-        if resolved.exists() and not resolved.is_dir():
-            raise ToolError(f"{ctx.display(resolved)} exists and is not a directory")
-        resolved.mkdir(parents=True, exist_ok=True)
-        ctx.path(ctx.display(resolved))  # the directories made are still inside (nothing was swapped meanwhile)
-        return f"directory {ctx.display(resolved)} is there"
-
-    return await ctx.run_sync(make)
+    await ctx.run_sync(lambda: make_directories(ctx.workspace, resolved))
+    return f"directory {ctx.display(resolved)} is there"
 
 
 @toolset.tool(destructive=True, title="Move file")
@@ -324,15 +322,15 @@ async def copy_file(ctx: CallContext, source: str, destination: str, overwrite: 
     def copy() -> str:
         if not src.exists():
             raise ToolError(f"{source!r} does not exist")
-        if dst.exists() and (not overwrite or dst.is_dir()):
+        if dst.exists() and (not overwrite or dst.is_dir() or src.is_dir()):
             raise ToolError(f"{ctx.display(dst)} already exists; pass overwrite=true to replace a file")
         if src.is_dir():
             if dst == src or dst.is_relative_to(src):
                 raise ToolError("cannot copy a directory into itself")
-            shutil.copytree(src, dst, symlinks=True)
-        else:
-            write_atomic(ctx.workspace, dst, _read_bytes(ctx, src))
-            shutil.copymode(src, dst)
+            count = copy_tree_in_workspace(ctx.workspace, src, dst)
+            return f"copied {ctx.display(src)} to {ctx.display(dst)} ({count} files)"
+        mode = stat.S_IMODE(src.stat().st_mode)
+        write_atomic(ctx.workspace, dst, _read_bytes(ctx, src), mode=mode)
         return f"copied {ctx.display(src)} to {ctx.display(dst)}"
 
     return await ctx.run_sync(copy)

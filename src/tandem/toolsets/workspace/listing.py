@@ -12,10 +12,11 @@ from typing import Annotated, Literal
 from pathspec import GitIgnoreSpec
 from pydantic import BaseModel, Field
 
-from tandem.core import CallContext, ToolError
+from tandem.core import CallContext, ToolError, open_in_workspace
 from tandem.toolsets.workspace.toolset import toolset
 
 MAX_ENTRIES = 5000
+_SUBDIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +71,13 @@ def _ignore_for(ctx: CallContext, directory: Path) -> _Ignore:
 def _walk(
     ctx: CallContext, start: Path, depth: int, include_hidden: bool, ignored: bool
 ) -> Iterator[tuple[Path, os.DirEntry[str], int]]:
-    """Entries under ``start`` down to ``depth`` levels, sorted, without following directory symlinks."""
+    """Entries under ``start`` down to ``depth`` levels, sorted, directories first. Each directory is opened from
+    its parent's descriptor without following symlinks, so a directory swapped for a link is not walked into."""
     rules = _ignore_for(ctx, start)
 
-    def visit(directory: Path, rules: _Ignore, level: int) -> Iterator[tuple[Path, os.DirEntry[str], int]]:
+    def visit(fd: int, directory: Path, rules: _Ignore, level: int) -> Iterator[tuple[Path, os.DirEntry[str], int]]:
         try:
-            with os.scandir(directory) as scan:
+            with os.scandir(fd) as scan:
                 entries = sorted(scan, key=lambda e: (not e.is_dir(follow_symlinks=False), e.name))
         except OSError:
             return
@@ -88,9 +90,20 @@ def _walk(
                 continue
             yield path, entry, level
             if is_dir and level < depth:
-                yield from visit(path, rules.below(path), level + 1)
+                try:
+                    child = os.open(entry.name, _SUBDIRECTORY, dir_fd=fd)
+                except OSError:
+                    continue
+                try:
+                    yield from visit(child, path, rules.below(path), level + 1)
+                finally:
+                    os.close(child)
 
-    yield from visit(start, rules, 1)
+    top = open_in_workspace(ctx.workspace, start, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield from visit(top, start, rules, 1)
+    finally:
+        os.close(top)
 
 
 def _kind(entry: os.DirEntry[str]) -> Literal["file", "directory", "symlink", "other"]:
