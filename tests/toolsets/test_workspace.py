@@ -310,3 +310,15 @@ async def test_a_directory_swapped_for_a_link_is_not_listed(workspace: Path) -> 
     (workspace / "swap" / "inner").rmdir()
     (workspace / "swap" / "inner").symlink_to(workspace.parent / "outside")
     assert [path.name for path, _, _ in walk] == []
+
+
+async def test_a_large_file_is_read_by_ranges(workspace: Path) -> None:
+    (workspace / "tandem.toml").write_text("max_file_bytes = 1000\n")
+    (workspace / "big.log").write_text("".join(f"entry {i}\n" for i in range(1, 2001)))
+    settings = load_settings(workspace, toolsets=["workspace"])
+    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
+    async with Client(tandem.server, mode="legacy") as client:
+        assert "read a range of it" in await refused(client, "read_file", path="big.log")
+        page = await call(client, "read_file", path="big.log", offset=1500, limit=2)
+        assert page.splitlines() == ["1500\tentry 1500", "1501\tentry 1501", page.splitlines()[-1]]
+        assert "offset=1502" in page

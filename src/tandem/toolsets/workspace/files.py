@@ -25,6 +25,8 @@ from tandem.toolsets.workspace.toolset import toolset, writable
 
 DEFAULT_LINES = 2000
 SNIFF_BYTES = 8192
+RANGE_SCAN_BYTES = 1024 * 1024 * 1024
+"""How far into a file over the size limit read_file streams looking for the asked lines."""
 MAX_LINE_CHARS = 2000
 _COMMON_ENCODINGS = ("utf_16", "cp1252", "latin_1", "cp1251", "shift_jis", "gb18030", "euc_kr", "big5", "cp1250")
 
@@ -56,7 +58,7 @@ def _read_bytes(ctx: CallContext, path: Path) -> bytes:
         if info.st_size > limit:
             raise ToolError(
                 f"{ctx.display(path)} is {info.st_size} bytes, over the {limit}-byte limit (max_file_bytes); "
-                "search it with search_files instead"
+                "read a range of it (read_file with offset and limit) or search it with search_files"
             )
         return handle.read(limit + 1)[:limit]
 
@@ -86,12 +88,17 @@ async def read_file(
     """Read a text file with numbered lines (``cat -n`` style).
 
     ``offset`` is the first line to show (1-based) and ``limit`` how many lines (default 2000); the last line says
-    how to read on when more remains. Binary files and files over the size limit are refused with a hint.
+    how to read on when more remains. Binary files are refused. A file over the size limit is read only as a
+    range: give ``offset`` and ``limit``.
     """
     resolved = ctx.path(path)
+    count = limit if limit is not None else DEFAULT_LINES
+    if limit is not None:
+        ranged = await ctx.run_sync(lambda: _large_file_range(ctx, resolved, offset, count))
+        if ranged is not None:
+            return ranged
     content = await ctx.run_sync(lambda: read_text(ctx, resolved))
     lines = content.text.splitlines()
-    count = limit if limit is not None else DEFAULT_LINES
     shown = lines[offset - 1 : offset - 1 + count]
     if not lines:
         return f"{ctx.display(resolved)} is empty."
@@ -105,6 +112,32 @@ async def read_file(
     if content.encoding != "utf-8":
         body += f"\n[decoded as {content.encoding}]"
     return body
+
+
+def _large_file_range(ctx: CallContext, path: Path, offset: int, count: int) -> str | None:
+    """Lines ``offset``.. of a file over the size limit, read as a stream; ``None`` for a file within the limit."""
+    fd = open_in_workspace(ctx.workspace, path)
+    with os.fdopen(fd, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size <= ctx.settings.max_file_bytes:
+            return None
+        head = handle.read(SNIFF_BYTES)
+        if b"\x00" in head:
+            raise ToolError(f"{ctx.display(path)} is a binary file; it cannot be read as text")
+        handle.seek(0)
+        shown: list[str] = []
+        read = 0
+        for number, raw in enumerate(handle, start=1):
+            read += len(raw)
+            if read > RANGE_SCAN_BYTES:
+                break  # a range deeper into a huge file than this: search for it instead
+            if number >= offset:
+                shown.append(f"{number}\t{_clip(raw.decode('utf-8', errors='replace').rstrip(chr(10) + chr(13)))}")
+                if len(shown) == count:
+                    break
+    if not shown:
+        raise ToolError(f"no lines at offset {offset} within the first {RANGE_SCAN_BYTES} bytes; use search_files")
+    last = offset + len(shown) - 1
+    return "\n".join([*shown, f"[lines {offset}-{last} of a file over the size limit; read on with offset={last + 1}]"])
 
 
 def _clip(line: str) -> str:
@@ -313,7 +346,7 @@ async def move_file(ctx: CallContext, source: str, destination: str, overwrite: 
     return f"moved {ctx.display(src)} to {ctx.display(dst)}"
 
 
-@toolset.tool(destructive=False, title="Copy file")
+@toolset.tool(destructive=True, title="Copy file")
 async def copy_file(ctx: CallContext, source: str, destination: str, overwrite: bool = False) -> str:
     """Copy a file or a directory tree inside the workspace; symlinks in a tree are copied as links."""
     src = ctx.path(source)
