@@ -1,5 +1,6 @@
 """The core: registry, call context, errors, content types. It knows nothing of JSON-RPC or transports."""
 
+from tandem.core import text_files
 from tandem.core.command_policy import CommandPolicy, CommandRefused
 from tandem.core.commands import CommandFailed, CommandResult, CommandRunner
 from tandem.core.content import (
@@ -52,6 +53,7 @@ __all__ = [
     "discover_toolsets",
     "open_in_workspace",
     "relative_display",
+    "text_files",
     "workspace_entry",
     "workspace_path",
     "write_atomic",

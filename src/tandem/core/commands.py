@@ -173,6 +173,7 @@ class CommandRunner:
         limit = policy.timeout_s if timeout_s is None else min(timeout_s, policy.max_timeout_s)
         environment = scrubbed_environment(policy, dict(os.environ), env)
         full = [*self._limits(), *argv]
+        logger.debug("run %s in %s (limit %ss)", argv, directory, limit)
         started = time.monotonic()
         try:
             process = await anyio.open_process(

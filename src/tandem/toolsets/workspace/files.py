@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from charset_normalizer import from_bytes
 from pydantic import BaseModel, Field, model_validator
 
-from tandem.core import CallContext, PathRefused, ToolError, open_in_workspace, write_atomic
+from tandem.core import CallContext, PathRefused, ToolError, open_in_workspace, text_files, write_atomic
+from tandem.core.text_files import SNIFF_BYTES, FileText
 from tandem.core.workspace_path import (
     copy_tree_in_workspace,
     make_directories,
@@ -24,58 +24,19 @@ from tandem.core.workspace_path import (
 from tandem.toolsets.workspace.toolset import toolset, writable
 
 DEFAULT_LINES = 2000
-SNIFF_BYTES = 8192
 RANGE_SCAN_BYTES = 1024 * 1024 * 1024
 """How far into a file over the size limit read_file streams looking for the asked lines."""
 MAX_LINE_CHARS = 2000
-_COMMON_ENCODINGS = ("utf_16", "cp1252", "latin_1", "cp1251", "shift_jis", "gb18030", "euc_kr", "big5", "cp1250")
-
-
-class FileText(BaseModel):
-    """A text file's content as read: the text, and how it was decoded."""
-
-    text: str
-    encoding: str
-    sha256: str
 
 
 def read_text(ctx: CallContext, path: Path) -> FileText:
     """The whole text of a confined file, refusing binaries and files over ``max_file_bytes``."""
-    data = _read_bytes(ctx, path)
-    if b"\x00" in data[:SNIFF_BYTES]:
-        raise ToolError(f"{ctx.display(path)} is a binary file ({len(data)} bytes); it cannot be read as text")
-    text, encoding = _decode(data)
-    return FileText(text=text, encoding=encoding, sha256=hashlib.sha256(data).hexdigest())
+    hint = "read a range of it (read_file with offset and limit) or search it with search_files"
+    return text_files.read_text(ctx.workspace, path, ctx.settings.max_file_bytes, hint=hint)
 
 
 def _read_bytes(ctx: CallContext, path: Path) -> bytes:
-    fd = open_in_workspace(ctx.workspace, path)
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if stat.S_ISDIR(info.st_mode):
-            raise ToolError(f"{ctx.display(path)} is a directory; use list_directory")
-        limit = ctx.settings.max_file_bytes
-        if info.st_size > limit:
-            raise ToolError(
-                f"{ctx.display(path)} is {info.st_size} bytes, over the {limit}-byte limit (max_file_bytes); "
-                "read a range of it (read_file with offset and limit) or search it with search_files"
-            )
-        return handle.read(limit + 1)[:limit]
-
-
-def _decode(data: bytes) -> tuple[str, str]:
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    candidates = list(from_bytes(data[:65536]))
-    if not candidates:
-        return data.decode("latin-1"), "latin-1"
-    # Short texts leave several single-byte code pages about equally likely; the common ones are the better bet.
-    best = candidates[0]
-    close = [c for c in candidates if c.chaos <= best.chaos + 0.1 and c.coherence >= best.coherence - 0.05]
-    encoding = next((e for e in _COMMON_ENCODINGS if any(c.encoding == e for c in close)), best.encoding)
-    return data.decode(encoding, errors="replace"), encoding
+    return text_files.read_bytes(ctx.workspace, path, ctx.settings.max_file_bytes)
 
 
 @toolset.tool(read_only=True, title="Read file")

@@ -4,30 +4,18 @@ results and time bounded, and no regex can hang the server (ripgrep's engine run
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from tandem.core import CallContext, CommandResult, ToolError
+from tandem.core.file_list import list_files, ripgrep
 from tandem.toolsets.workspace.toolset import toolset
 
 SEARCH_TIMEOUT_S = 30.0
 SEARCH_OUTPUT_BYTES = 16 * 1024 * 1024
 MAX_LINE_CHARS = 500
-
-
-def ripgrep() -> str:
-    """The ``rg`` binary: the one installed beside this Python (the ``ripgrep`` package), else the one on PATH."""
-    beside = Path(sys.executable).parent / "rg"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("rg")
-    if found is None:
-        raise ToolError("ripgrep (rg) is not installed; install Tandem's dependencies again (pip install tandem)")
-    return found
 
 
 class Match(BaseModel):
@@ -82,7 +70,7 @@ async def search_files(
     each match. At most ``max_results`` matches come back, with ``truncated`` set when there were more.
     """
     start = ctx.path(path)
-    args = ["--json", "--max-columns", str(MAX_LINE_CHARS), "--max-columns-preview", "--no-follow"]
+    args = ["--json", "--max-columns", str(MAX_LINE_CHARS), "--max-columns-preview", "--no-follow", "--no-require-git"]
     args += {"smart": ["--smart-case"], "sensitive": ["--case-sensitive"], "insensitive": ["--ignore-case"]}[case]
     if literal:
         args.append("--fixed-strings")
@@ -173,11 +161,7 @@ async def find_files(
     """Find files whose path matches a glob (``**/*.py``, ``src/**/test_*.py``, ``*.md``), ``.gitignore``
     respected, sorted by path."""
     start = ctx.path(path)
-    args = ["--files", "--no-follow", "--sort", "path", "--glob", glob]
-    if include_hidden:
-        args += ["--hidden", "--glob", "!.git"]
-    result = await _rg(ctx, [*args, "--", str(start)], SEARCH_TIMEOUT_S)
-    if result.exit_code == 2 and not result.stdout:
-        raise ToolError(f"ripgrep refused the search: {result.stderr.strip()[:500]}")
-    found = [ctx.display(Path(p)) for p in result.stdout.splitlines() if p]
-    return FoundFiles(paths=found[:max_results], truncated=len(found) > max_results or result.timed_out)
+    found, cut = await list_files(
+        ctx.commands, [start], globs=[glob], include_hidden=include_hidden, max_files=max_results
+    )
+    return FoundFiles(paths=[ctx.display(p) for p in found], truncated=cut)

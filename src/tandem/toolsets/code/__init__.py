@@ -1,0 +1,9 @@
+"""The ``code`` toolset: structural search and rewrite with ast-grep (more tools follow: syntax checks, lint and
+format, secrets, git, tests). Paths go through ``tandem.core.workspace_path``; subprocesses through the runner."""
+
+from __future__ import annotations
+
+from tandem.toolsets.code import structural  # noqa: F401  (registers the tools)
+from tandem.toolsets.code.toolset import toolset
+
+__all__ = ["toolset"]
