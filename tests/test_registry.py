@@ -23,6 +23,13 @@ class Count(BaseModel):
     count: int
 
 
+class Tally(BaseModel):
+    words: int
+
+    def summary(self) -> str:
+        return f"{self.words} words"
+
+
 def make_toolset() -> Toolset:
     ts = Toolset("sample", description="A toolset for the registry tests.")
 
@@ -30,6 +37,11 @@ def make_toolset() -> Toolset:
     def count_words(text: Annotated[str, Field(description="The text to count in.")], word: str = "the") -> Count:
         """Count how often a word occurs in a text."""
         return Count(word=word, count=text.split().count(word))
+
+    @ts.tool(read_only=True)
+    def tally(text: str) -> Tally:
+        """Count the words of a text, with a summary line."""
+        return Tally(words=len(text.split()))
 
     @ts.tool(destructive=True, idempotent=False, open_world=True)
     async def remember(key: str, value: str, ctx: CallContext) -> str:
@@ -97,6 +109,14 @@ async def test_schemas_annotations_and_structured_output(tandem: TandemServer) -
     assert tools["remember"].annotations.destructive_hint is True
     assert "ctx" not in tools["remember"].input_schema["properties"]
     assert result.structured_content == {"word": "the", "count": 2}
+    assert [c.text for c in result.content] == ['{"word": "the", "count": 2}']
+
+
+async def test_a_model_with_a_summary_answers_it_first(tandem: TandemServer) -> None:
+    async with Client(tandem.server, mode="legacy") as client:
+        result = await client.call_tool("tally", {"text": "one two three"})
+    assert [c.text for c in result.content] == ["3 words", '{"words": 3}']
+    assert result.structured_content == {"words": 3}
 
 
 async def test_session_state_lives_as_long_as_the_connection(tandem: TandemServer) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+import sys
+import sysconfig
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -165,3 +170,39 @@ async def test_explain_and_languages(client: Client) -> None:
     ]
     languages = await call(client, "ast_languages")
     assert languages["languages"]["python"] == [".py", ".pyi"] and len(languages["languages"]) >= 25
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "json.loads($A)",
+        "isinstance($A, $B)",
+        "def $F(self): $$$B",
+        "raise ValueError($$$A)",
+        "$A.append($B)",
+        "$A($$$B)",
+    ],
+)
+async def test_search_agrees_with_the_ast_grep_cli(tmp_path: Path, pattern: str) -> None:
+    # A real tree (some of the standard library) searched both ways: the same matches at the same places, so
+    # skipping sources that lack a pattern's words loses nothing.
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for package in ("json", "email", "logging", "http"):
+        shutil.copytree(stdlib / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    cli = Path(sys.executable).parent / "ast-grep"
+    done = await anyio.run_process(
+        [str(cli), "run", "--pattern", pattern, "--lang", "python", "--json=stream", "."], cwd=tmp_path
+    )
+    expected = set()
+    for line in done.stdout.decode().splitlines():
+        found = json.loads(line)
+        start = found["range"]["start"]
+        expected.add((found["file"], start["line"] + 1, start["column"] + 1))
+    settings = load_settings(tmp_path, toolsets=["code"])
+    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
+    async with Client(tandem.server, mode="legacy") as connected:
+        result = await call(connected, "ast_search", pattern=pattern, language="python", max_results=10_000)
+    got = {(m["path"], m["line"], m["column"]) for m in result["matches"]}
+    assert len(expected) >= 2
+    assert got == expected

@@ -10,6 +10,7 @@ from tandem.core.content import (
     InputRequired,
     PromptMessage,
     ResourceLink,
+    Summarized,
     Text,
     ToolResult,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "PromptMessage",
     "Registry",
     "ResourceLink",
+    "Summarized",
     "TandemError",
     "Text",
     "ToolAnnotations",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,14 @@ class ResourceLink:
 
 
 Content = Text | Image | Audio | EmbeddedResource | ResourceLink
+
+
+@runtime_checkable
+class Summarized(Protocol):
+    """A returned model with a ``summary()`` is answered with that short text first, then the model as JSON (the
+    JSON is also the call's ``structuredContent``)."""
+
+    def summary(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

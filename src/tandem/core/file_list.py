@@ -13,6 +13,8 @@ from tandem.core.errors import ToolError
 from tandem.core.workspace_path import real_workspace_root
 
 LIST_TIMEOUT_S = 60.0
+LIST_OUTPUT_BYTES = 64 * 1024 * 1024
+"""The most listing output kept: far above what ``max_files`` paths take (a large tree is 1-5 MB)."""
 
 
 def ripgrep() -> str:
@@ -43,8 +45,22 @@ async def list_files(
         args += ["--hidden", "--glob", "!.git"]
     for glob in globs or []:
         args += ["--glob", glob]
+    lines = 0
+
+    async def enough(stream: str, text: str) -> bool:
+        # The listing is sorted, so once it holds more than max_files paths the rest would be cut anyway.
+        nonlocal lines
+        if max_files is None or stream != "stdout":
+            return False
+        lines += text.count("\n")
+        return lines > max_files
+
     result: CommandResult = await runner.run(
-        [ripgrep(), *args, "--", *(str(p) for p in paths)], timeout_s=LIST_TIMEOUT_S, keep_head=True
+        [ripgrep(), *args, "--", *(str(p) for p in paths)],
+        timeout_s=LIST_TIMEOUT_S,
+        max_output_bytes=LIST_OUTPUT_BYTES,
+        keep_head=True,
+        on_output=enough,
     )
     if result.exit_code == 2 and not result.stdout:
         raise ToolError(f"could not list the files: {result.stderr.strip()[:500]}")

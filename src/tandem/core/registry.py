@@ -280,7 +280,9 @@ class Registry:
     def from_entry_points(cls, enabled: Iterable[str] | None = None, disabled: Iterable[str] = ()) -> Registry:
         """The installed toolsets named in ``enabled`` (all but ``conformance`` when ``None``), less ``disabled``."""
         available = discover_toolsets()
-        wanted = [n for n in available if n != "conformance"] if enabled is None else list(enabled)
+        # Default order is stable across installs: the server toolset first, then by name.
+        default = sorted((n for n in available if n != "conformance"), key=lambda n: (n != "server", n))
+        wanted = default if enabled is None else list(enabled)
         unknown = sorted(set(wanted) - available.keys())
         if unknown:
             raise ConfigError(

@@ -490,8 +490,11 @@ class TandemServer:
             )
         if isinstance(result, BaseModel):
             data = result.model_dump(mode="json", by_alias=True)
-            text = json.dumps(data, ensure_ascii=False)
-            return types.CallToolResult(content=[_text(text, cap)], structured_content=data)
+            blocks = [_text(json.dumps(data, ensure_ascii=False), cap)]
+            summary = getattr(result, "summary", None)
+            if callable(summary):  # a short human-readable text ahead of the JSON (see tandem.core.Summarized)
+                blocks.insert(0, _text(summary(), cap))
+            return types.CallToolResult(content=blocks, structured_content=data)
         if result is None:
             return types.CallToolResult(content=[])
         if isinstance(result, str):

@@ -53,6 +53,7 @@ LANGUAGES: dict[str, tuple[str, ...]] = {
 """Every language ast-grep-py parses, with the file extensions that select it."""
 _BY_EXTENSION = {ext: language for language, exts in LANGUAGES.items() for ext in exts}
 _METAVARIABLE = re.compile(r"\$(\$\$)?([A-Z_][A-Z0-9_]*)")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_FILES = 20_000
 MAX_TEXT = 2000
 BATCH = 200
@@ -76,6 +77,8 @@ class Query:
     matcher: str | dict[str, Any]
     metavariables: tuple[str, ...]
     language: str | None
+    required: tuple[str, ...] = ()
+    """Words every match contains: a source without one of them is not parsed at all."""
 
     @classmethod
     def of(cls, pattern: str | None, rule: str | dict[str, Any] | None, language: str | None) -> Query:
@@ -84,11 +87,17 @@ class Query:
         if pattern is not None:
             if not pattern.strip():
                 raise ToolError("the pattern is empty")
-            return cls(pattern, _names(pattern), language and _language(language))
+            # Under ast-grep's default ("smart") strictness every token of a pattern but its meta-variables must
+            # match a token of the same text, so each word outside them occurs in any source with a match.
+            words = tuple(dict.fromkeys(_WORD.findall(_METAVARIABLE.sub(" ", pattern))))
+            return cls(pattern, _names(pattern), language and _language(language), words)
         config = _rule_config(rule)
         rule_language = config.pop("language", None)
         chosen = language or rule_language
         return cls(config, _names(yaml.safe_dump(config)), chosen and _language(str(chosen)))
+
+    def could_match(self, source: str) -> bool:
+        return all(word in source for word in self.required)
 
     def find(self, root: SgNode) -> list[SgNode]:
         if isinstance(self.matcher, str):
@@ -128,17 +137,22 @@ def _parse(text: str, language: str) -> SgNode:
         raise ToolError(f"ast-grep could not parse this {language} source: {exc}") from None
 
 
-def _find(query: Query, root: SgNode) -> list[SgNode]:
+def _find(query: Query, root: SgNode, *, nested: bool = False) -> list[SgNode]:
+    """The matches in source order; with ``nested`` false, a match inside an earlier one is left out (a rewrite
+    replaces the outer one)."""
     try:
         matches = query.find(root)
     except BaseException as exc:  # an invalid rule or pattern surfaces as a Rust panic or a ValueError
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         raise ToolError(f"ast-grep refused the pattern or rule: {str(exc).splitlines()[0][:300]}") from None
+    ordered = sorted(matches, key=lambda m: (m.range().start.index, -m.range().end.index))
+    if nested:
+        return ordered
     kept: list[SgNode] = []
     last_end = -1
-    for match in sorted(matches, key=lambda m: (m.range().start.index, -m.range().end.index)):
-        if match.range().start.index >= last_end:  # nested matches inside an earlier one are left out
+    for match in ordered:
+        if match.range().start.index >= last_end:
             kept.append(match)
             last_end = match.range().end.index
     return kept
@@ -251,12 +265,14 @@ def _search(
         shown = ctx.display(path)
         try:
             source = text_files.read_text(ctx.workspace, path, ctx.settings.max_file_bytes).text
+            if not query.could_match(source):
+                continue
             root = _parse(source, language)
         except ToolError as exc:
             skipped.append(f"{shown}: {exc}")
             continue
         lines = source.splitlines()
-        for node in _find(query, root):
+        for node in _find(query, root, nested=True):
             if len(matches) == room:
                 return matches, skipped, True
             start = node.range().start
@@ -321,6 +337,8 @@ async def ast_rewrite(
             shown = ctx.display(path)
             try:
                 content = text_files.read_text(ctx.workspace, path, ctx.settings.max_file_bytes)
+                if not query.could_match(content.text):
+                    continue
                 root = _parse(content.text, lang)
             except ToolError as exc:
                 result.skipped.append(f"{shown}: {exc}")
