@@ -13,17 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 import sysconfig
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp import Client
 
-from tandem.config import load_settings
-from tandem.core import Registry
-from tandem.server import TandemServer
+from inprocess import best, server
 
 QUERIES = [
     ("rare call", "subprocess.Popen($$$A)"),
@@ -34,21 +30,10 @@ QUERIES = [
 """Each under 10,000 matches on the standard library (ast_search's ``max_results`` ceiling)."""
 
 
-async def _best(rounds: int, fn: Callable[[], Awaitable[int]]) -> tuple[float, int]:
-    best, value = float("inf"), 0
-    for _ in range(rounds):
-        started = time.perf_counter()
-        value = await fn()
-        best = min(best, time.perf_counter() - started)
-    return best, value
-
-
 async def bench(tree: Path, rounds: int) -> list[str]:
-    settings = load_settings(tree, toolsets=["code"], log_level="warning", log_requests=False)
-    server = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
     cli = str(Path(sys.executable).parent / "ast-grep")
     rows = []
-    async with Client(server.server, mode="legacy") as client:
+    async with Client(server(tree, ["code"]).server, mode="legacy") as client:
         for label, pattern in QUERIES:
 
             async def reference(pattern: str = pattern) -> int:
@@ -63,8 +48,8 @@ async def bench(tree: Path, rounds: int) -> list[str]:
                 assert not result.is_error, result.content[0].text
                 return len(result.structured_content["matches"])
 
-            reference_s, expected = await _best(rounds, reference)
-            tandem_s, found = await _best(rounds, tandem)
+            reference_s, expected = await best(rounds, reference)
+            tandem_s, found = await best(rounds, tandem)
             rows.append(
                 f"{label:13s} {pattern!r:34s} | ast-grep {reference_s * 1000:8.1f} ms ({expected} matches) | "
                 f"ast_search {tandem_s * 1000:8.1f} ms ({found} matches) | ratio {tandem_s / reference_s:5.2f}"

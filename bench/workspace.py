@@ -24,9 +24,7 @@ from typing import Any
 import anyio
 from mcp import Client
 
-from tandem.config import load_settings
-from tandem.core import Registry
-from tandem.server import TandemServer
+from inprocess import best, server
 from tandem.toolsets.workspace.search import ripgrep
 
 SEARCHES = [
@@ -37,24 +35,10 @@ SEARCHES = [
 ]
 
 
-def _server(workspace: Path) -> TandemServer:
-    settings = load_settings(workspace, toolsets=["workspace"], log_level="warning", log_requests=False)
-    return TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-
-
-async def _best(rounds: int, fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
-    best, value = float("inf"), None
-    for _ in range(rounds):
-        started = time.perf_counter()
-        value = await fn()
-        best = min(best, time.perf_counter() - started)
-    return best, value
-
-
 async def bench_search(tree: Path, rounds: int) -> list[str]:
     rows = []
     rg = ripgrep()
-    async with Client(_server(tree).server, mode="legacy") as client:
+    async with Client(server(tree, ["workspace"]).server, mode="legacy") as client:
         for label, rg_args, tool_args in SEARCHES:
             pattern = rg_args[-1]
 
@@ -67,8 +51,8 @@ async def bench_search(tree: Path, rounds: int) -> list[str]:
                 assert not result.is_error, result.content[0].text
                 return len(result.structured_content["matches"])
 
-            reference_s, lines = await _best(rounds, plain)
-            tandem_s, matches = await _best(rounds, tandem)
+            reference_s, lines = await best(rounds, plain)
+            tandem_s, matches = await best(rounds, tandem)
             rows.append(
                 f"search {label:24s} | rg {reference_s * 1000:8.1f} ms ({lines} lines) | search_files "
                 f"{tandem_s * 1000:8.1f} ms ({matches} matches) | ratio {tandem_s / reference_s:5.2f}"
@@ -82,7 +66,7 @@ async def bench_files(rounds: int, calls: int = 300) -> list[str]:
         root = Path(scratch)
         target = root / "module.py"
         target.write_text("".join(f"value_{i} = {i}\n" for i in range(500)))
-        async with Client(_server(root).server, mode="legacy") as client:
+        async with Client(server(root, ["workspace"]).server, mode="legacy") as client:
 
             async def timed(fn: Callable[[int], Awaitable[Any]]) -> list[float]:
                 samples = []

@@ -16,6 +16,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tandem.core.backends import BackendSettings
+from tandem.core.code_settings import CodeSettings
 from tandem.core.command_policy import CommandPolicy
 from tandem.core.errors import ConfigError
 
@@ -57,6 +58,9 @@ class Settings(BaseSettings):
     )
     backends: BackendSettings = Field(
         default_factory=BackendSettings, description="Where execute_command may run commands ([backends] table)."
+    )
+    code: CodeSettings = Field(
+        default_factory=CodeSettings, description="Linters, formatters and the test command ([code] table)."
     )
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest file the file tools read or write.")
     git_internals_writable: bool = Field(

@@ -1,0 +1,226 @@
+"""The linters and formatters ``lint`` and ``format`` can run: how each is invoked, which files it takes, and how its
+machine-readable output becomes findings. Each runs in the workspace root through the command runner, so it finds
+the project's own configuration (``pyproject.toml``, ``ruff.toml``, ``.shellcheckrc``, ``.editorconfig``,
+``.prettierrc``, ``eslint.config.js``) exactly as it does on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from tandem.core import CommandResult, ToolError
+
+Severity = Literal["error", "warning", "info"]
+
+
+class Finding(BaseModel):
+    tool: str
+    path: str
+    line: int
+    column: int
+    end_line: int | None = None
+    end_column: int | None = None
+    code: str = Field(description="The rule that fired (ruff's F401, shellcheck's SC2086, eslint's no-unused-vars).")
+    message: str
+    severity: Severity = "error"
+    fixable: bool = Field(False, description="The tool can fix it (lint with fix=true applies safe fixes).")
+    url: str | None = None
+
+
+Parse = Callable[[CommandResult, Callable[[str], str]], list[dict[str, Any]]]
+"""Turns a run's output into findings (plain dicts with Finding's fields: a large report has tens of thousands, and
+only the first few hundred become models); the second argument maps a printed path to what clients see."""
+
+
+@dataclass(frozen=True, slots=True)
+class Linter:
+    name: str
+    program: str
+    globs: tuple[str, ...]
+    check: tuple[str, ...]
+    """Arguments before the files, for a check."""
+    fix: tuple[str, ...] | None
+    """Arguments before the files, to fix what can be fixed; None when the tool cannot fix."""
+    parse: Parse
+    failed: Callable[[CommandResult], bool]
+    """The run itself failed (bad configuration, crash), as opposed to finding problems."""
+
+
+@dataclass(frozen=True, slots=True)
+class Formatter:
+    name: str
+    program: str
+    globs: tuple[str, ...]
+    check: tuple[str, ...]
+    """Arguments before the files that print a unified diff (or the files) without writing."""
+    apply: tuple[str, ...]
+    listed: Literal["diff", "paths"]
+    """What a check prints: a unified diff (``--- file`` headers), or one path per line."""
+    failed: Callable[[CommandResult], bool]
+
+
+def _ruff_findings(result: CommandResult, shown: Callable[[str], str]) -> list[dict[str, Any]]:
+    findings = []
+    for item in _json(result.stdout, "ruff"):
+        location, end = item.get("location") or {}, item.get("end_location") or {}
+        fix = item.get("fix")
+        findings.append(
+            dict(
+                tool="ruff",
+                path=shown(item["filename"]),
+                line=location.get("row", 1),
+                column=location.get("column", 1),
+                end_line=end.get("row"),
+                end_column=end.get("column"),
+                code=item.get("code") or "invalid-syntax",
+                message=item.get("message", ""),
+                fixable=bool(fix) and fix.get("applicability") == "safe",
+                url=item.get("url"),
+            )
+        )
+    return findings
+
+
+_SHELLCHECK_LEVELS: dict[str, Severity] = {"error": "error", "warning": "warning", "info": "info", "style": "info"}
+
+
+def _shellcheck_findings(result: CommandResult, shown: Callable[[str], str]) -> list[dict[str, Any]]:
+    return [
+        dict(
+            tool="shellcheck",
+            path=shown(item["file"]),
+            line=item["line"],
+            column=item["column"],
+            end_line=item.get("endLine"),
+            end_column=item.get("endColumn"),
+            code=f"SC{item['code']}",
+            message=item["message"],
+            severity=_SHELLCHECK_LEVELS.get(item.get("level", ""), "warning"),
+            fixable=False,
+            url=f"https://www.shellcheck.net/wiki/SC{item['code']}",
+        )
+        for item in _json(result.stdout, "shellcheck").get("comments", [])
+    ]
+
+
+def _eslint_findings(result: CommandResult, shown: Callable[[str], str]) -> list[dict[str, Any]]:
+    findings = []
+    for report in _json(result.stdout, "eslint"):
+        for item in report.get("messages", []):
+            findings.append(
+                dict(
+                    tool="eslint",
+                    path=shown(report["filePath"]),
+                    line=item.get("line", 1),
+                    column=item.get("column", 1),
+                    end_line=item.get("endLine"),
+                    end_column=item.get("endColumn"),
+                    code=item.get("ruleId") or "parse-error",
+                    message=item.get("message", ""),
+                    severity="error" if item.get("severity") == 2 else "warning",
+                    fixable="fix" in item,
+                )
+            )
+    return findings
+
+
+def _json(text: str, tool: str) -> dict | list:  # type: ignore[type-arg]
+    try:
+        return json.loads(text) if text.strip() else []
+    except json.JSONDecodeError:
+        raise ToolError(f"{tool} printed output that is not its JSON report: {text[:300]!r}") from None
+
+
+LINTERS: dict[str, Linter] = {
+    "ruff": Linter(
+        name="ruff",
+        program="ruff",
+        globs=("*.py", "*.pyi", "*.ipynb"),
+        # --force-exclude: files the project's configuration excludes stay excluded even when named explicitly.
+        check=("check", "--output-format", "json", "--force-exclude", "--no-fix", "--"),
+        fix=("check", "--output-format", "json", "--force-exclude", "--fix", "--"),
+        parse=_ruff_findings,
+        failed=lambda r: r.exit_code not in (0, 1),
+    ),
+    "shellcheck": Linter(
+        name="shellcheck",
+        program="shellcheck",
+        globs=("*.sh", "*.bash"),
+        check=("--format", "json1", "--"),
+        fix=None,
+        parse=_shellcheck_findings,
+        failed=lambda r: r.exit_code not in (0, 1),
+    ),
+    "eslint": Linter(
+        name="eslint",
+        program="eslint",
+        globs=("*.js", "*.mjs", "*.cjs", "*.jsx", "*.ts", "*.mts", "*.cts", "*.tsx"),
+        check=("--format", "json", "--no-error-on-unmatched-pattern", "--"),
+        fix=("--format", "json", "--no-error-on-unmatched-pattern", "--fix", "--"),
+        parse=_eslint_findings,
+        failed=lambda r: r.exit_code not in (0, 1),
+    ),
+}
+
+FORMATTERS: dict[str, Formatter] = {
+    "ruff": Formatter(
+        name="ruff",
+        program="ruff",
+        globs=("*.py", "*.pyi", "*.ipynb"),
+        check=("format", "--diff", "--force-exclude", "--"),
+        apply=("format", "--force-exclude", "--"),
+        listed="diff",
+        failed=lambda r: r.exit_code not in (0, 1),
+    ),
+    "shfmt": Formatter(
+        name="shfmt",
+        program="shfmt",
+        globs=("*.sh", "*.bash"),
+        check=("--diff", "--"),
+        apply=("--write", "--"),
+        listed="diff",
+        failed=lambda r: r.exit_code not in (0, 1),
+    ),
+    "prettier": Formatter(
+        name="prettier",
+        program="prettier",
+        globs=("*.js", "*.mjs", "*.cjs", "*.jsx", "*.ts", "*.tsx", "*.css", "*.scss", "*.json", "*.md", "*.yaml"),
+        check=("--list-different", "--no-error-on-unmatched-pattern", "--"),
+        apply=("--write", "--log-level", "warn", "--no-error-on-unmatched-pattern", "--"),
+        listed="paths",
+        failed=lambda r: r.exit_code not in (0, 1),
+    ),
+}
+
+
+def find_program(name: str, workspace: Path) -> str | None:
+    """A tool's executable: beside this Python (installed with Tandem or into its environment), in the project's
+    ``node_modules/.bin`` (eslint and prettier are usually project dependencies), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    local = workspace / "node_modules" / ".bin" / name
+    if local.is_file():
+        return str(local)
+    return shutil.which(name)
+
+
+def chunks(files: list[str], budget: int = 100_000) -> list[list[str]]:
+    """Files split so that no command line grows past ``budget`` bytes (the OS caps argv's total size)."""
+    out: list[list[str]] = [[]]
+    size = 0
+    for name in files:
+        if out[-1] and size + len(name) + 1 > budget:
+            out.append([])
+            size = 0
+        out[-1].append(name)
+        size += len(name) + 1
+    return out if out[0] else []
