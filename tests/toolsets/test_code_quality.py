@@ -251,3 +251,30 @@ async def test_run_tests_uses_the_workspace_virtual_environment(tmp_path: Path) 
     async with Client(tandem.server, mode="legacy") as connected:
         result = await call(connected, "run_tests")
     assert (result["passed"], result["total"]) == (1, 1)
+
+
+NODE_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / ".bin"
+
+
+@pytest.mark.skipif(not (NODE_TOOLS / "eslint").exists(), reason="scripts/node-tools installs eslint and prettier")
+async def test_eslint_and_prettier_when_installed(
+    client: Client, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{NODE_TOOLS}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    (workspace / "eslint.config.mjs").write_text(
+        'export default [{files: ["**/*.js"], rules: {"prefer-const": "error", "no-unused-vars": "warn"}}];\n'
+    )
+    (workspace / "web").mkdir()
+    (workspace / "web" / "app.js").write_text("let total = 1;\nconst unused = 2;\nconsole.log(total)\n")
+    found = await call(client, "lint", paths=["web"], tools=["eslint"])
+    assert [(f["code"], f["line"], f["severity"], f["fixable"]) for f in found["findings"]] == [
+        ("prefer-const", 1, "error", True),
+        ("no-unused-vars", 2, "warning", False),
+    ]
+    fixed = await call(client, "lint", paths=["web"], tools=["eslint"], fix=True)
+    assert fixed["fixed"] == 1 and (workspace / "web" / "app.js").read_text().startswith("const total = 1;")
+    check = await call(client, "format", paths=["web"], tools=["prettier"])
+    assert check["files"] == ["web/app.js"] and (workspace / "web" / "app.js").read_text().endswith("(total)\n")
+    applied = await call(client, "format", paths=["web"], tools=["prettier"], check=False)
+    assert applied["files"] == ["web/app.js"]
+    assert (workspace / "web" / "app.js").read_text().endswith("console.log(total);\n")
