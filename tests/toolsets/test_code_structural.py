@@ -206,3 +206,17 @@ async def test_search_agrees_with_the_ast_grep_cli(tmp_path: Path, pattern: str)
     got = {(m["path"], m["line"], m["column"]) for m in result["matches"]}
     assert len(expected) >= 2
     assert got == expected
+
+
+async def test_a_large_search_runs_in_worker_processes_in_file_order(tmp_path: Path) -> None:
+    # 700 files are more batches than a search parses in its own process: the answer must not depend on that.
+    for i in range(700):
+        (tmp_path / f"m{i:04d}.py").write_text(f"def f{i}():\n    return compute({i})\n\nunrelated = {i}\n")
+    settings = load_settings(tmp_path, toolsets=["code"])
+    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
+    async with Client(tandem.server, mode="legacy") as connected:
+        every = await call(connected, "ast_search", pattern="compute($N)", max_results=10_000)
+        first = await call(connected, "ast_search", pattern="compute($N)", max_results=450)
+    assert every["files_searched"] == 700 and not every["truncated"]
+    assert [m["metavariables"]["$N"] for m in every["matches"]] == [str(i) for i in range(700)]
+    assert [m["path"] for m in first["matches"]] == [f"m{i:04d}.py" for i in range(450)] and first["truncated"]

@@ -1,6 +1,6 @@
 """The core: registry, call context, errors, content types. It knows nothing of JSON-RPC or transports."""
 
-from tandem.core import text_files
+from tandem.core import text_files, worker_processes
 from tandem.core.command_policy import CommandPolicy, CommandRefused
 from tandem.core.commands import CommandFailed, CommandResult, CommandRunner
 from tandem.core.content import (
@@ -56,6 +56,7 @@ __all__ = [
     "open_in_workspace",
     "relative_display",
     "text_files",
+    "worker_processes",
     "workspace_entry",
     "workspace_path",
     "write_atomic",

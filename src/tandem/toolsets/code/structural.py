@@ -8,7 +8,9 @@ each file atomically and refuses any file whose hash changed since the preview.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +19,7 @@ import yaml
 from ast_grep_py import SgNode, SgRoot
 from pydantic import BaseModel, Field
 
-from tandem.core import CallContext, ToolError, text_files, write_atomic
+from tandem.core import CallContext, ToolError, relative_display, text_files, worker_processes, write_atomic
 from tandem.core.file_list import list_files
 from tandem.toolsets.code.toolset import toolset
 
@@ -240,31 +242,49 @@ async def ast_search(
     query = Query.of(pattern, rule, language)
     files, cut = await _sources(ctx, paths, query.language)
     result = SearchResult(matches=[], files_searched=0, truncated=cut)
-    for start in range(0, len(files), BATCH):
-        batch = files[start : start + BATCH]
-        room = max_results - len(result.matches)
-        found, skipped, full = await ctx.run_sync(
-            lambda batch=batch, room=room: _search(ctx, query, batch, context, room)
+    batches = [files[start : start + BATCH] for start in range(0, len(files), BATCH)]
+    budget = ctx.settings.max_file_bytes
+    futures: list[Future[tuple[list[Match], list[str]]]] = []
+    if len(batches) > 2 and worker_processes.worker_count() > 1:
+        # Large searches parse in worker processes, every batch at once; answers are taken in file order.
+        futures = [
+            worker_processes.submit(search_files, ctx.workspace, budget, query, batch, context, max_results)
+            for batch in batches
+        ]
+        outcomes = (worker_processes.result(future) for future in futures)
+    else:
+        outcomes = (
+            ctx.run_sync(functools.partial(search_files, ctx.workspace, budget, query, batch, context, max_results))
+            for batch in batches
         )
-        result.matches.extend(found)
-        result.skipped.extend(skipped)
-        result.files_searched += len(batch)
-        if full:
-            result.truncated = True
-            break
-        await ctx.report_progress(result.files_searched, len(files), f"{len(result.matches)} matches")
+    try:
+        for batch, outcome in zip(batches, outcomes, strict=True):
+            found, skipped = await outcome
+            room = max_results - len(result.matches)
+            result.matches.extend(found[:room])
+            result.skipped.extend(skipped)
+            result.files_searched += len(batch)
+            if len(found) > room:
+                result.truncated = True
+                break
+            await ctx.report_progress(result.files_searched, len(files), f"{len(result.matches)} matches")
+    finally:
+        for future in futures:
+            future.cancel()
     return result
 
 
-def _search(
-    ctx: CallContext, query: Query, files: list[tuple[Path, str]], context: int, room: int
-) -> tuple[list[Match], list[str], bool]:
+def search_files(
+    workspace: Path, max_bytes: int, query: Query, files: list[tuple[Path, str]], context: int, room: int
+) -> tuple[list[Match], list[str]]:
+    """The matches in ``files`` (at most ``room`` + 1, so the caller can tell there were more), and the files that
+    could not be read or parsed. Runs in a worker thread or a worker process."""
     matches: list[Match] = []
     skipped: list[str] = []
     for path, language in files:
-        shown = ctx.display(path)
+        shown = relative_display(workspace, path)
         try:
-            source = text_files.read_text(ctx.workspace, path, ctx.settings.max_file_bytes).text
+            source = text_files.read_text(workspace, path, max_bytes).text
             if not query.could_match(source):
                 continue
             root = _parse(source, language)
@@ -273,8 +293,8 @@ def _search(
             continue
         lines = source.splitlines()
         for node in _find(query, root, nested=True):
-            if len(matches) == room:
-                return matches, skipped, True
+            if len(matches) > room:
+                return matches, skipped
             start = node.range().start
             text = node.text()
             matches.append(
@@ -288,7 +308,7 @@ def _search(
                     after=lines[node.range().end.line + 1 : node.range().end.line + 1 + context] if context else [],
                 )
             )
-    return matches, skipped, False
+    return matches, skipped
 
 
 class FileChange(BaseModel):

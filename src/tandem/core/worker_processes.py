@@ -1,0 +1,82 @@
+"""CPU-bound work spread over worker processes, for tools that parse thousands of files (threads share one GIL,
+and parsers such as ast-grep's hold it). The pool starts on first use with the ``spawn`` method (forking a process
+that runs an event loop and threads is unsafe) and lives as long as the server.
+
+A worker that dies takes only its own call down: the call gets a ``ToolError`` and the next one gets a new pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+import anyio
+
+from tandem.core.errors import ToolError
+
+T = TypeVar("T")
+MAX_WORKERS = 8
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+def worker_count() -> int:
+    """How many worker processes the pool runs: one per CPU this process may use, at most ``MAX_WORKERS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+def _get_pool() -> ProcessPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(worker_count(), mp_context=multiprocessing.get_context("spawn"))
+        return _pool
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def submit(fn: Callable[..., T], *args: Any) -> Future[T]:
+    """Start ``fn(*args)`` in a worker process (``fn`` and its arguments must pickle: a module-level function)."""
+    pool = _get_pool()
+    try:
+        return pool.submit(fn, *args)
+    except BrokenProcessPool:
+        _discard(pool)
+        return _get_pool().submit(fn, *args)
+
+
+async def result(future: Future[T]) -> T:
+    """Wait for a submitted call without blocking the event loop; a cancelled caller cancels it if not started."""
+    try:
+        return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+    except BrokenProcessPool:
+        if _pool is not None:
+            _discard(_pool)
+        raise ToolError("a worker process died during this call (the input may crash the parser)") from None
+    finally:
+        future.cancel()  # a no-op once it finished; spares the pool work nobody waits for
+
+
+def shutdown() -> None:
+    """Stop the pool's processes (the server calls this at exit; the next use starts a new pool)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
