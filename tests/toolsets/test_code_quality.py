@@ -278,3 +278,35 @@ async def test_eslint_and_prettier_when_installed(
     applied = await call(client, "format", paths=["web"], tools=["prettier"], check=False)
     assert applied["files"] == ["web/app.js"]
     assert (workspace / "web" / "app.js").read_text().endswith("console.log(total);\n")
+
+
+async def test_run_all_validations_reports_every_step(client: Client, workspace: Path) -> None:
+    seen: list[str | None] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(message)
+
+    (workspace / "tests" / "test_slow.py").unlink()
+    result = await client.call_tool("run_all_validations", {}, progress_callback=on_progress)
+    report = result.structured_content
+    steps = {s["name"]: s for s in report["steps"]}
+    assert not report["ok"]
+    assert steps["lint"]["status"] == "failed" and steps["lint"]["problems"] == 3
+    assert "src/untidy.py:1:8: F401 `os` imported but unused" in steps["lint"]["details"]
+    assert steps["format"]["status"] == "failed" and "src/untidy.py" in steps["format"]["details"]
+    assert steps["tests"]["status"] == "failed" and steps["tests"]["problems"] == 3
+    assert result.content[0].text.startswith("FAILED: lint (")
+    assert "running tests" in seen
+
+
+async def test_run_all_validations_passes_a_clean_project(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text('"""An app."""\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n')
+    (tmp_path / "test_app.py").write_text("from app import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+    settings = load_settings(tmp_path, toolsets=["code"], code={"test_command": [sys.executable, "-m", "pytest"]})
+    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
+    async with Client(tandem.server, mode="legacy") as connected:
+        report = await call(connected, "run_all_validations")
+        quick = await call(connected, "run_all_validations", skip=["tests"])
+    assert report["ok"], report
+    assert all(s["status"] == "passed" for s in report["steps"])
+    assert [s["status"] for s in quick["steps"] if s["name"] == "tests"] == ["skipped"]

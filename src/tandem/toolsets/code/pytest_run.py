@@ -208,7 +208,7 @@ async def run_pytest(
     return run
 
 
-@toolset.tool(open_world=True, title="Run tests")
+@toolset.tool(destructive=False, open_world=True, title="Run tests", task_support="optional")
 async def run_tests(
     ctx: CallContext,
     paths: list[str] | None = None,
@@ -224,4 +224,5 @@ async def run_tests(
     setting); the whole run is stopped when it is reached or when the call is cancelled. pytest runs with the
     workspace's virtual environment (``.venv``) when it has one, or the ``[code] test_command`` setting.
     """
+    await ctx.run_as_task()  # a client that supports tasks polls for the result instead of holding the call open
     return await run_pytest(ctx, paths, args, timeout_s)
