@@ -220,3 +220,12 @@ async def test_a_large_search_runs_in_worker_processes_in_file_order(tmp_path: P
     assert every["files_searched"] == 700 and not every["truncated"]
     assert [m["metavariables"]["$N"] for m in every["matches"]] == [str(i) for i in range(700)]
     assert [m["path"] for m in first["matches"]] == [f"m{i:04d}.py" for i in range(450)] and first["truncated"]
+
+
+async def test_each_answer_starts_with_a_summary(client: Client) -> None:
+    search = await client.call_tool("ast_search", {"pattern": "print($$$ARGS)", "paths": ["src"]})
+    preview = await client.call_tool("ast_rewrite", {"pattern": "greet($A)", "rewrite": "hello($A)"})
+    languages = await client.call_tool("ast_languages", {})
+    assert search.content[0].text == "2 match(es) in 1 file(s) (1 searched)"
+    assert preview.content[0].text.startswith("1 replacement(s) in 1 file(s) previewed (dry run;")
+    assert languages.content[0].text.startswith("27 languages: bash, c, cpp,")

@@ -205,6 +205,12 @@ class SearchResult(BaseModel):
     truncated: bool
     skipped: list[str] = Field(default_factory=list, description="Files that could not be read or parsed, and why.")
 
+    def summary(self) -> str:
+        files = len({m.path for m in self.matches})
+        text = f"{len(self.matches)}{'+' if self.truncated else ''} match(es) in {files} file(s)"
+        text += f" ({self.files_searched} searched)"
+        return text + (f"; {len(self.skipped)} skipped" if self.skipped else "")
+
 
 async def _sources(
     ctx: CallContext, paths: list[str] | None, language: str | None
@@ -323,6 +329,12 @@ class RewriteResult(BaseModel):
     diff: str
     skipped: list[str] = Field(default_factory=list)
 
+    def summary(self) -> str:
+        count = sum(f.replacements for f in self.files)
+        verb = "made" if self.applied else "previewed (dry run; apply with dry_run=false and expected_hashes)"
+        text = f"{count} replacement(s) in {len(self.files)} file(s) {verb}"
+        return text + (f"; {len(self.skipped)} skipped" if self.skipped else "")
+
 
 @toolset.tool(destructive=True, title="Structural rewrite")
 async def ast_rewrite(
@@ -418,6 +430,9 @@ def ast_explain(ctx: CallContext, code: str, language: str, max_lines: Annotated
 
 class Languages(BaseModel):
     languages: dict[str, list[str]] = Field(description="Each language name with the file extensions that select it.")
+
+    def summary(self) -> str:
+        return f"{len(self.languages)} languages: {', '.join(self.languages)}"
 
 
 @toolset.tool(read_only=True, title="Structural languages")
