@@ -287,15 +287,17 @@ async def test_run_all_validations_reports_every_step(client: Client, workspace:
         seen.append(message)
 
     (workspace / "tests" / "test_slow.py").unlink()
+    (workspace / "config.json").write_text('{"retries": 3,}\n')
     result = await client.call_tool("run_all_validations", {}, progress_callback=on_progress)
     report = result.structured_content
     steps = {s["name"]: s for s in report["steps"]}
     assert not report["ok"]
+    assert steps["syntax"]["status"] == "failed" and steps["syntax"]["details"][0].startswith("config.json:1:15:")
     assert steps["lint"]["status"] == "failed" and steps["lint"]["problems"] == 3
     assert "src/untidy.py:1:8: F401 `os` imported but unused" in steps["lint"]["details"]
     assert steps["format"]["status"] == "failed" and "src/untidy.py" in steps["format"]["details"]
     assert steps["tests"]["status"] == "failed" and steps["tests"]["problems"] == 3
-    assert result.content[0].text.startswith("FAILED: lint (")
+    assert result.content[0].text.startswith("FAILED: syntax (1 of ")
     assert "running tests" in seen
 
 

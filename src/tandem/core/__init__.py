@@ -1,6 +1,6 @@
 """The core: registry, call context, errors, content types. It knows nothing of JSON-RPC or transports."""
 
-from tandem.core import text_files, worker_processes
+from tandem.core import syntax_trees, text_files, worker_processes
 from tandem.core.command_policy import CommandPolicy, CommandRefused
 from tandem.core.commands import CommandFailed, CommandResult, CommandRunner
 from tandem.core.content import (
@@ -55,6 +55,7 @@ __all__ = [
     "discover_toolsets",
     "open_in_workspace",
     "relative_display",
+    "syntax_trees",
     "text_files",
     "worker_processes",
     "workspace_entry",

@@ -3,7 +3,7 @@ format, secrets, git, tests). Paths go through ``tandem.core.workspace_path``; s
 
 from __future__ import annotations
 
-from tandem.toolsets.code import lint, pytest_run, structural, validations  # noqa: F401  (registers the tools)
+from tandem.toolsets.code import lint, pytest_run, structural, syntax_check, validations  # noqa: F401  (registers the tools)
 from tandem.toolsets.code.toolset import toolset
 
 __all__ = ["toolset"]

@@ -10,15 +10,18 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tandem.core import CallContext, ToolError
+from tandem.core import CallContext, ToolError, syntax_trees, worker_processes
+from tandem.core.file_list import list_files
 from tandem.toolsets.code import lint as lint_tools
 from tandem.toolsets.code.pytest_run import run_pytest
+from tandem.toolsets.code.syntax_check import check_files
 from tandem.toolsets.code.toolset import toolset
 
 StepName = Literal["syntax", "lint", "format", "secrets", "tests"]
 STEPS: tuple[StepName, ...] = ("syntax", "lint", "format", "secrets", "tests")
 SHOWN = 20
 """Problems listed per step; the step's own tool gives the full list."""
+SYNTAX_BATCH = 200
 
 
 class Step(BaseModel):
@@ -50,6 +53,20 @@ Outcome = tuple[int, str, list[str]]
 """What a step found: how many problems, a short summary, and the first problems one line each."""
 
 
+async def _syntax(ctx: CallContext, paths: list[str] | None) -> Outcome:
+    roots = [ctx.path(p) for p in (paths or ["."])]
+    globs = [f"*{ext}" for ext in syntax_trees.EXTENSIONS] + list(syntax_trees.NAMES)
+    listed, _ = await list_files(ctx.commands, roots, globs=globs)
+    files = [(f, lang) for f in listed if (lang := syntax_trees.language_of(f)) is not None]
+    batches = [files[i : i + SYNTAX_BATCH] for i in range(0, len(files), SYNTAX_BATCH)]
+    budget = ctx.settings.max_file_bytes
+    futures = [worker_processes.submit(check_files, ctx.workspace, budget, batch) for batch in batches]
+    reports = [report for future in futures for report in await worker_processes.result(future)]
+    lines = [f"{r.path}:{e.line}:{e.column}: {e.message}" for r in reports for e in r.errors[:1]]
+    summary = f"{len(reports)} of {len(files)} file(s) with syntax errors" if reports else f"{len(files)} file(s) parse"
+    return len(reports), summary, lines[:SHOWN]
+
+
 async def _lint(ctx: CallContext, paths: list[str] | None) -> Outcome:
     result = await lint_tools.lint(ctx, paths=paths)
     lines = [f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}" for f in result.findings[:SHOWN]]
@@ -71,6 +88,7 @@ async def _tests(ctx: CallContext, paths: list[str] | None) -> Outcome:
 
 
 RUNNERS: dict[StepName, Callable[[CallContext, list[str] | None], Awaitable[Outcome]]] = {
+    "syntax": _syntax,
     "lint": _lint,
     "format": _format,
     "tests": _tests,
