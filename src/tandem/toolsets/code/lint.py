@@ -12,7 +12,7 @@ import functools
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from tandem.core import CallContext, CommandResult, ToolError
 from tandem.core.file_list import list_files
 from tandem.core.workspace_path import PathRefused, real_workspace_root, workspace_path
-from tandem.toolsets.code.linters import FORMATTERS, LINTERS, Finding, chunks, find_program
+from tandem.toolsets.code.linters import FORMATTERS, LINTERS, Finding, Formatter, Linter, chunks, find_program
 from tandem.toolsets.code.toolset import toolset
 
 MAX_FINDINGS = 1000
@@ -102,13 +102,29 @@ def _failure(name: str, result: CommandResult) -> ToolError:
     return ToolError(f"{name} failed (exit {result.exit_code}): {detail}")
 
 
-def _chosen(ctx: CallContext, names: list[str] | None, available: dict[str, object], kind: str) -> list[str]:
-    configured = getattr(ctx.settings.code, kind)
-    chosen = configured if names is None else names
+async def _installed(
+    ctx: CallContext,
+    names: list[str] | None,
+    available: dict[str, Linter] | dict[str, Formatter],
+    paths: list[str] | None,
+    result: LintResult | FormatResult,
+) -> AsyncIterator[tuple[str, str, list[str]]]:
+    """Each chosen tool that is installed, with its program and the files it takes; the result records which ran,
+    which are missing and how many files were checked."""
+    kind = "linters" if available is LINTERS else "formatters"
+    chosen = getattr(ctx.settings.code, kind) if names is None else names
     unknown = [n for n in chosen if n not in available]
     if unknown:
         raise ToolError(f"unknown {kind}: {', '.join(unknown)}; known: {', '.join(available)}")
-    return chosen
+    for name in chosen:
+        program = find_program(available[name].program, ctx.workspace)
+        if program is None:
+            result.tools_missing.append(name)
+            continue
+        files = [str(f) for f in await _files_for(ctx, paths, available[name].globs)]
+        result.tools_run.append(name)
+        result.files_checked += len(files)
+        yield name, program, files
 
 
 @toolset.tool(title="Lint")
@@ -128,15 +144,8 @@ async def lint(
     findings: list[dict[str, Any]] = []
     result = LintResult(findings=[], counts={}, files_checked=0, tools_run=[])
     shown = _shown(ctx)
-    for name in _chosen(ctx, tools, LINTERS, "linters"):
+    async for name, program, files in _installed(ctx, tools, LINTERS, paths, result):
         linter = LINTERS[name]
-        program = find_program(linter.program, ctx.workspace)
-        if program is None:
-            result.tools_missing.append(name)
-            continue
-        files = [str(f) for f in await _files_for(ctx, paths, linter.globs)]
-        result.tools_run.append(name)
-        result.files_checked += len(files)
         for part in chunks(files):
             if fix and linter.fix is not None:
                 before = await _run(ctx, [program, *linter.check, *part], TOOL_TIMEOUT_S)
@@ -196,15 +205,8 @@ async def format(
     result = FormatResult(changed=False, files=[], files_checked=0, applied=not check, tools_run=[])
     shown = _shown(ctx)
     diffs: list[str] = []
-    for name in _chosen(ctx, tools, FORMATTERS, "formatters"):
+    async for name, program, files in _installed(ctx, tools, FORMATTERS, paths, result):
         formatter = FORMATTERS[name]
-        program = find_program(formatter.program, ctx.workspace)
-        if program is None:
-            result.tools_missing.append(name)
-            continue
-        files = [str(f) for f in await _files_for(ctx, paths, formatter.globs)]
-        result.tools_run.append(name)
-        result.files_checked += len(files)
         for part in chunks(files):
             if check:
                 run = await _run(ctx, [program, *formatter.check, *part], TOOL_TIMEOUT_S)
