@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from tandem.core.backends import BackendSettings
 from tandem.core.code_settings import CodeSettings
+from tandem.core.git_command import GitSettings
 from tandem.core.command_policy import CommandPolicy
 from tandem.core.errors import ConfigError
 
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     )
     code: CodeSettings = Field(
         default_factory=CodeSettings, description="Linters, formatters and the test command ([code] table)."
+    )
+    git: GitSettings = Field(
+        default_factory=GitSettings, description="Allowed remotes, hooks and trusted repository config ([git] table)."
     )
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest file the file tools read or write.")
     git_internals_writable: bool = Field(

@@ -160,18 +160,21 @@ class CommandRunner:
         shown: list[str] | None = None,
         max_output_bytes: int | None = None,
         keep_head: bool = False,
+        drop_env: Callable[[str], bool] | None = None,
     ) -> CommandResult:
         """Run ``argv`` as given (Tandem's own commands; clients' go through ``run_checked``).
 
         ``max_output_bytes`` overrides the policy's cap per stream; ``keep_head`` keeps the start of the output
-        rather than its start and end (for output parsed line by line).
+        rather than its start and end (for output parsed line by line); ``drop_env`` says which variables of the
+        server's own environment the command must not inherit.
         """
         policy = self.policy
         directory = workspace_path(self.workspace, cwd or ".")
         if not directory.is_dir():
             raise CommandFailed(f"the working directory {cwd!r} is not a directory")
         limit = policy.timeout_s if timeout_s is None else min(timeout_s, policy.max_timeout_s)
-        environment = scrubbed_environment(policy, dict(os.environ), env)
+        inherited = {k: v for k, v in os.environ.items() if drop_env is None or not drop_env(k)}
+        environment = scrubbed_environment(policy, inherited, env)
         full = [*self._limits(), *argv]
         logger.debug("run %s in %s (limit %ss)", argv, directory, limit)
         started = time.monotonic()
