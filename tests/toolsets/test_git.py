@@ -461,3 +461,22 @@ def test_overrides_keep_the_users_own_values() -> None:
     sneaky = [ConfigEntry("local", "filter.a=b.clean", "evil")]
     with pytest.raises(ToolError, match="cannot be told to ignore"):
         overrides_for(sneaky, GitSettings())
+
+
+async def test_a_pull_that_conflicts_says_which_files(
+    client: Client, workspace: Path, remote: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(remote), str(other))
+    (other / "app.py").write_text("print('theirs')\n")
+    git(other, "commit", "-qam", "theirs")
+    git(other, "push", "-q", "origin", "main")
+    (workspace / "app.py").write_text("print('ours')\n")
+    git(workspace, "commit", "-qam", "ours")
+    git(workspace, "branch", "--set-upstream-to=origin/main")
+    diverged = await refused(client, "git_pull")
+    assert "Not possible to fast-forward" in diverged or "fast-forward" in diverged
+    conflict = await refused(client, "git_pull", mode="merge")
+    assert "CONFLICT" in conflict and "app.py" in conflict
+    status = await call(client, "git_status")
+    assert status["conflicted"] == 1 and status["entries"][0]["staged"] == "unmerged"
