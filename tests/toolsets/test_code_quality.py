@@ -13,13 +13,12 @@ import anyio
 import pytest
 from mcp import Client
 
-from tandem.config import load_settings
-from tandem.core import Registry
 from tandem.core.code_settings import KNOWN_FORMATTERS, KNOWN_LINTERS
-from tandem.server import TandemServer
 from tandem.toolsets.code.linters import FORMATTERS, LINTERS
+from tests.toolsets.calls import call, refused, serving
 
 pytestmark = pytest.mark.anyio
+PYTEST = {"test_command": [sys.executable, "-m", "pytest"]}
 
 UNTIDY = "import os\nimport sys\n\nprint( sys.argv )\nif sys.argv == None:\n    pass\n"
 TESTS = """import time
@@ -68,22 +67,10 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def client(workspace: Path) -> AsyncIterator[Client]:
-    settings = load_settings(workspace, toolsets=["code"], code={"test_command": [sys.executable, "-m", "pytest"]})
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(
+        workspace, toolsets=["code"], code={"test_command": [sys.executable, "-m", "pytest"]}
+    ) as connected:
         yield connected
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> Any:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-async def refused(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result
-    return result.content[0].text
 
 
 def digest(path: Path) -> str:
@@ -246,9 +233,7 @@ async def test_run_tests_uses_the_workspace_virtual_environment(tmp_path: Path) 
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
     (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
-    settings = load_settings(tmp_path, toolsets=["code"])
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(tmp_path, toolsets=["code"]) as connected:
         result = await call(connected, "run_tests")
     assert (result["passed"], result["total"]) == (1, 1)
 
@@ -304,9 +289,9 @@ async def test_run_all_validations_reports_every_step(client: Client, workspace:
 async def test_run_all_validations_passes_a_clean_project(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text('"""An app."""\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n')
     (tmp_path / "test_app.py").write_text("from app import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
-    settings = load_settings(tmp_path, toolsets=["code"], code={"test_command": [sys.executable, "-m", "pytest"]})
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(
+        tmp_path, toolsets=["code"], code={"test_command": [sys.executable, "-m", "pytest"]}
+    ) as connected:
         report = await call(connected, "run_all_validations")
         quick = await call(connected, "run_all_validations", skip=["tests"])
     assert report["ok"], report

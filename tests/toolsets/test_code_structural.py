@@ -9,15 +9,12 @@ import sys
 import sysconfig
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
 
-from tandem.config import load_settings
-from tandem.core import Registry
-from tandem.server import TandemServer
+from tests.toolsets.calls import call, refused, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -53,22 +50,8 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def client(workspace: Path) -> AsyncIterator[Client]:
-    settings = load_settings(workspace, toolsets=["code"])
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(workspace, toolsets=["code"]) as connected:
         yield connected
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> Any:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content if result.structured_content is not None else result.content[0].text
-
-
-async def refused(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result
-    return result.content[0].text
 
 
 async def test_pattern_search_with_metavariables(client: Client) -> None:
@@ -199,9 +182,7 @@ async def test_search_agrees_with_the_ast_grep_cli(tmp_path: Path, pattern: str)
         found = json.loads(line)
         start = found["range"]["start"]
         expected.add((found["file"], start["line"] + 1, start["column"] + 1))
-    settings = load_settings(tmp_path, toolsets=["code"])
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(tmp_path, toolsets=["code"]) as connected:
         result = await call(connected, "ast_search", pattern=pattern, language="python", max_results=10_000)
     got = {(m["path"], m["line"], m["column"]) for m in result["matches"]}
     assert len(expected) >= 2
@@ -212,9 +193,7 @@ async def test_a_large_search_runs_in_worker_processes_in_file_order(tmp_path: P
     # 700 files are more batches than a search parses in its own process: the answer must not depend on that.
     for i in range(700):
         (tmp_path / f"m{i:04d}.py").write_text(f"def f{i}():\n    return compute({i})\n\nunrelated = {i}\n")
-    settings = load_settings(tmp_path, toolsets=["code"])
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(tmp_path, toolsets=["code"]) as connected:
         every = await call(connected, "ast_search", pattern="compute($N)", max_results=10_000)
         first = await call(connected, "ast_search", pattern="compute($N)", max_results=450)
     assert every["files_searched"] == 700 and not every["truncated"]

@@ -11,18 +11,15 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from tandem.config import load_settings
-from tandem.core import Registry, ToolError, worker_processes
-from tandem.server import TandemServer
+from tandem.core import ToolError, worker_processes
+from tests.toolsets.calls import serving
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
-    settings = load_settings(tmp_path, toolsets=["code"])
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(tmp_path, toolsets=["code"]) as connected:
         yield connected
 
 

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from tandem.config import load_settings
-from tandem.core import Registry, ToolError
+from tandem.core import ToolError
 from tandem.core.git_command import ConfigEntry, GitSettings, overrides_for, parse_config_list
-from tandem.server import TandemServer
+from tests.toolsets.calls import call, refused, serving, text
 
 pytestmark = pytest.mark.anyio
 
@@ -56,9 +55,7 @@ def marker(tmp_path: Path) -> Path:
 
 
 async def connect(workspace: Path, **git_settings: Any) -> AsyncIterator[Client]:
-    settings = load_settings(workspace, toolsets=["git"], git=git_settings)
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(workspace, toolsets=["git"], git=git_settings) as connected:
         yield connected
 
 
@@ -66,24 +63,6 @@ async def connect(workspace: Path, **git_settings: Any) -> AsyncIterator[Client]
 async def client(workspace: Path, tmp_path: Path) -> AsyncIterator[Client]:
     async for connected in connect(workspace, remotes=[f"{tmp_path}/remotes/*"]):
         yield connected
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> Any:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-async def text(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    return result.content[0].text
-
-
-async def refused(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result
-    return result.content[0].text
 
 
 async def test_status_add_commit_log_show(client: Client, workspace: Path) -> None:

@@ -20,6 +20,7 @@ from tandem.config import load_settings
 from tandem.core import CallContext, Registry
 from tandem.server import TandemServer
 from tandem.toolsets.workspace.listing import _walk
+from tests.toolsets.calls import call, refused, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -50,25 +51,8 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def client(workspace: Path) -> AsyncIterator[Client]:
-    settings = load_settings(workspace, toolsets=["workspace"])
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as connected:
+    async with serving(workspace, toolsets=["workspace"]) as connected:
         yield connected
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> Any:
-    """The structured result of a successful call, or its text."""
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    if result.structured_content is not None:
-        return result.structured_content
-    return result.content[0].text
-
-
-async def refused(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result
-    return result.content[0].text
 
 
 async def test_read_file_numbers_lines_and_pages(client: Client) -> None:
@@ -315,9 +299,7 @@ async def test_a_directory_swapped_for_a_link_is_not_listed(workspace: Path) -> 
 async def test_a_large_file_is_read_by_ranges(workspace: Path) -> None:
     (workspace / "tandem.toml").write_text("max_file_bytes = 1000\n")
     (workspace / "big.log").write_text("".join(f"entry {i}\n" for i in range(1, 2001)))
-    settings = load_settings(workspace, toolsets=["workspace"])
-    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
-    async with Client(tandem.server, mode="legacy") as client:
+    async with serving(workspace, toolsets=["workspace"]) as client:
         assert "read a range of it" in await refused(client, "read_file", path="big.log")
         page = await call(client, "read_file", path="big.log", offset=1500, limit=2)
         assert page.splitlines() == ["1500\tentry 1500", "1501\tentry 1501", page.splitlines()[-1]]
