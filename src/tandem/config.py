@@ -17,9 +17,9 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from tandem.core.backends import BackendSettings
 from tandem.core.code_settings import CodeSettings
-from tandem.core.git_command import GitSettings
 from tandem.core.command_policy import CommandPolicy
 from tandem.core.errors import ConfigError
+from tandem.core.git_command import GitSettings
 
 CONFIG_FILE = "tandem.toml"
 ENV_PREFIX = "TANDEM_"

@@ -4,6 +4,7 @@ assert the tool answered or refused."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -43,3 +44,8 @@ async def refused(client: Client, tool: str, **arguments: Any) -> str:
     result = await client.call_tool(tool, arguments)
     assert result.is_error, result
     return result.content[0].text
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Plain git, as a user runs it (the tests' own set-up and their controls)."""
+    return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True).stdout

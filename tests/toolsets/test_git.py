@@ -4,7 +4,6 @@ that names programs (each proven live by plain git running it first)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,26 +13,9 @@ from mcp import Client
 
 from tandem.core import ToolError
 from tandem.core.git_command import ConfigEntry, GitSettings, overrides_for, parse_config_list
-from tests.toolsets.calls import call, refused, serving, text
+from tests.toolsets.calls import call, git, refused, serving, text
 
-pytestmark = pytest.mark.anyio
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True).stdout
-
-
-@pytest.fixture(autouse=True)
-def identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every git here (Tandem's and the tests' own) sees one known identity and no user or system config."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "Ada Tester")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "ada@example.org")
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("git_identity")]
 
 
 @pytest.fixture

@@ -1,9 +1,18 @@
-"""The ``code`` toolset: structural search and rewrite with ast-grep (more tools follow: syntax checks, lint and
-format, secrets, git, tests). Paths go through ``tandem.core.workspace_path``; subprocesses through the runner."""
+"""The ``code`` toolset: structural search and rewrite with ast-grep, syntax checks, lint and format, secret and
+unsafe-code scans, pytest runs and ``run_all_validations``. Paths go through ``tandem.core.workspace_path``;
+subprocesses through the command runner."""
 
 from __future__ import annotations
 
-from tandem.toolsets.code import lint, pytest_run, structural, syntax_check, validations  # noqa: F401  (registers the tools)
+from tandem.toolsets.code import (  # noqa: F401  (they register the tools)
+    lint,
+    pytest_run,
+    secret_scan,
+    structural,
+    syntax_check,
+    unsafe_scan,
+    validations,
+)
 from tandem.toolsets.code.toolset import toolset
 
 __all__ = ["toolset"]

@@ -6,5 +6,6 @@ from tandem.core import Toolset
 
 toolset = Toolset(
     "code",
-    description="Structural code search and rewrite (ast-grep): patterns and YAML rules over syntax trees.",
+    description="Structural search and rewrite (ast-grep), syntax checks, lint and format, secret and unsafe-code "
+    "scans, the test suite, and all of them at once (run_all_validations).",
 )

@@ -14,6 +14,7 @@ from tandem.core import CallContext, ToolError, syntax_trees, worker_processes
 from tandem.core.file_list import list_files
 from tandem.toolsets.code import lint as lint_tools
 from tandem.toolsets.code.pytest_run import run_pytest
+from tandem.toolsets.code.secret_scan import scan_for_validation
 from tandem.toolsets.code.syntax_check import check_files
 from tandem.toolsets.code.toolset import toolset
 
@@ -91,6 +92,7 @@ RUNNERS: dict[StepName, Callable[[CallContext, list[str] | None], Awaitable[Outc
     "syntax": _syntax,
     "lint": _lint,
     "format": _format,
+    "secrets": scan_for_validation,
     "tests": _tests,
 }
 
@@ -111,7 +113,7 @@ async def run_all_validations(
     """
     await ctx.run_as_task()  # a client that supports tasks polls for the report instead of holding the call open
     steps: list[Step] = []
-    chosen = [name for name in STEPS if name in RUNNERS]
+    chosen = list(STEPS)
     for index, name in enumerate(chosen):
         if name in (skip or []):
             steps.append(Step(name=name, status="skipped", summary="skipped on request"))
