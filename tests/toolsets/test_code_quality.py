@@ -151,6 +151,28 @@ async def test_shfmt_formats_shell(client: Client, workspace: Path) -> None:
     assert result["files"] == ["loop.sh"] and "+if true; then" in result["diff"]
 
 
+async def test_treefmt_runs_what_the_projects_treefmt_toml_names(client: Client, workspace: Path) -> None:
+    assert "no treefmt.toml" in await refused(client, "format", tools=["treefmt"])
+    bin_dir = Path(sys.executable).parent
+    (workspace / "treefmt.toml").write_text(
+        f'[formatter.python]\ncommand = "{bin_dir / "ruff"}"\noptions = ["format"]\nincludes = ["*.py"]\n'
+        'excludes = ["tests/*"]\n'
+        f'[formatter.shell]\ncommand = "{bin_dir / "shfmt"}"\noptions = ["--write"]\nincludes = ["*.sh"]\n'
+    )
+    (workspace / "-odd.sh").write_text("if true;   then\necho hi\nfi\n")
+    before = digest(workspace / "src" / "untidy.py")
+    checked = await call(client, "format", tools=["treefmt"])
+    assert checked["files"] == ["-odd.sh", "src/untidy.py"] and checked["tools_run"] == ["treefmt"]
+    assert "+print(sys.argv)" in checked["diff"] and "+if true; then" in checked["diff"]
+    assert "--- a/src/untidy.py" in checked["diff"] and str(workspace) not in checked["diff"]
+    assert digest(workspace / "src" / "untidy.py") == before  # a check writes nothing
+    applied = await call(client, "format", tools=["treefmt"], paths=["src"], check=False)
+    assert applied["files"] == ["src/untidy.py"] and "print(sys.argv)" in (workspace / "src" / "untidy.py").read_text()
+    (workspace / "src" / "broken.py").write_text("def oops(:\n")
+    failing = await call(client, "format", tools=["treefmt"], paths=["src"])
+    assert any("src/broken.py" in e for e in failing["errors"]) and failing["files"] == []
+
+
 async def test_run_tests_counts_and_failures(client: Client) -> None:
     result = await client.call_tool("run_tests", {"paths": ["tests/test_sample.py"]})
     run = result.structured_content

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 KNOWN_LINTERS = ("ruff", "shellcheck", "eslint")
-KNOWN_FORMATTERS = ("ruff", "shfmt", "prettier")
+KNOWN_FORMATTERS = ("ruff", "shfmt", "prettier", "treefmt")
 
 
 class CodeSettings(BaseModel):
@@ -28,7 +28,8 @@ class CodeSettings(BaseModel):
     )
     formatters: list[str] = Field(
         default_factory=lambda: ["ruff"],
-        description="Formatters format runs, when installed: ruff, shfmt, prettier (a missing one is reported).",
+        description="Formatters format runs, when installed: ruff, shfmt, prettier, treefmt (the project's "
+        "treefmt.toml decides what it runs); a missing one is reported.",
     )
     test_command: list[str] | None = Field(
         None,

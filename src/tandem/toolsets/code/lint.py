@@ -8,6 +8,7 @@ so a fix or a format never writes through a link to a file outside the workspace
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import re
@@ -18,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tandem.core import CallContext, CommandResult, ToolError
+from tandem.core import CallContext, CommandResult, ToolError, text_files
 from tandem.core.file_list import list_files
 from tandem.core.workspace_path import PathRefused, real_workspace_root, workspace_path
 from tandem.toolsets.code.linters import FORMATTERS, LINTERS, Finding, Formatter, Linter, chunks, find_program
@@ -122,6 +123,9 @@ async def _installed(
             result.tools_missing.append(name)
             continue
         files = [str(f) for f in await _files_for(ctx, paths, available[name].globs)]
+        select = getattr(available[name], "select", None)
+        if select is not None:
+            files = select(ctx.workspace, files)
         result.tools_run.append(name)
         result.files_checked += len(files)
         yield name, program, files
@@ -189,6 +193,36 @@ def _digest(path: str) -> str | None:
         return None
 
 
+async def _check_through_stdin(
+    ctx: CallContext, program: str, formatter: Formatter, files: list[str]
+) -> tuple[list[str], list[str]]:
+    """Diffs of what a stdin-to-stdout formatter would change, one run per file; and the files it failed on."""
+    diffs: list[str] = []
+    errors: list[str] = []
+    for index, path in enumerate(files):
+        shown = ctx.display(Path(path))
+        try:
+            before = text_files.read_text(ctx.workspace, Path(path), ctx.settings.max_file_bytes).text
+        except ToolError:
+            continue  # a binary or oversized file is not formatted
+        run = await ctx.commands.run(
+            [program, *formatter.check, shown],
+            stdin=before,
+            timeout_s=TOOL_TIMEOUT_S,
+            max_output_bytes=32 * 1024 * 1024,
+        )
+        if formatter.failed(run):
+            errors.append(f"{formatter.name}: {shown}: {(run.stderr.strip() or f'exit {run.exit_code}')[-300:]}")
+        elif run.stdout != before:
+            lines = difflib.unified_diff(
+                before.splitlines(keepends=True), run.stdout.splitlines(keepends=True), f"a/{shown}", f"b/{shown}"
+            )
+            diffs.append("".join(lines))
+        if index % 20 == 19:
+            await ctx.report_progress(index + 1, len(files), f"{formatter.name}: {len(diffs)} file(s) would change")
+    return diffs, errors
+
+
 @toolset.tool(destructive=True, title="Format")
 async def format(
     ctx: CallContext,
@@ -207,6 +241,12 @@ async def format(
     diffs: list[str] = []
     async for name, program, files in _installed(ctx, tools, FORMATTERS, paths, result):
         formatter = FORMATTERS[name]
+        if check and formatter.listed == "stdin":
+            found, errors = await _check_through_stdin(ctx, program, formatter, files)
+            diffs += found
+            result.files += [shown(p) for p in _DIFF_HEADER.findall("".join(found))]
+            result.errors += errors
+            continue
         for part in chunks(files):
             if check:
                 run = await _run(ctx, [program, *formatter.check, *part], TOOL_TIMEOUT_S)

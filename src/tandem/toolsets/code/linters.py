@@ -6,9 +6,11 @@ the project's own configuration (``pyproject.toml``, ``ruff.toml``, ``.shellchec
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import sys
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +64,12 @@ class Formatter:
     check: tuple[str, ...]
     """Arguments before the files that print a unified diff (or the files) without writing."""
     apply: tuple[str, ...]
-    listed: Literal["diff", "paths"]
-    """What a check prints: a unified diff (``--- file`` headers), or one path per line."""
+    listed: Literal["diff", "paths", "stdin"]
+    """What a check prints: a unified diff (``--- file`` headers), or one path per line; ``stdin``: the tool
+    formats one file's content from stdin to stdout (``check`` + the path), and Tandem diffs the two."""
     failed: Callable[[CommandResult], bool]
+    select: Callable[[Path, list[str]], list[str]] | None = None
+    """Narrows the listed files to those the tool's own configuration formats."""
 
 
 def _ruff_findings(result: CommandResult, shown: Callable[[str], str]) -> list[dict[str, Any]]:
@@ -139,6 +144,39 @@ def _json(text: str, tool: str) -> dict | list:  # type: ignore[type-arg]
         raise ToolError(f"{tool} printed output that is not its JSON report: {text[:300]!r}") from None
 
 
+TREEFMT_CONFIGS = ("treefmt.toml", ".treefmt.toml")
+
+
+def treefmt_files(workspace: Path, files: list[str]) -> list[str]:
+    """The files some formatter in the project's treefmt.toml includes and none of its excludes (global or its
+    own) leaves out; a superset of treefmt's own choice (a ``*`` here also crosses ``/``)."""
+    config = next((workspace / name for name in TREEFMT_CONFIGS if (workspace / name).is_file()), None)
+    if config is None:
+        raise ToolError("treefmt is among the formatters, but the workspace has no treefmt.toml")
+    try:
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ToolError(f"{config.name} is not valid TOML: {exc}") from None
+    excluded = [str(g) for g in data.get("global", {}).get("excludes", [])]
+    rules = [
+        ([str(g) for g in f.get("includes", [])], [*excluded, *(str(g) for g in f.get("excludes", []))])
+        for f in data.get("formatter", {}).values()
+        if isinstance(f, dict)
+    ]
+    root = f"{workspace.resolve()}/"
+
+    def matches(relative: str, globs: list[str]) -> bool:
+        name = relative.rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatchcase(relative, g) or fnmatch.fnmatchcase(name, g) for g in globs)
+
+    chosen = []
+    for path in files:
+        relative = path.removeprefix(root)
+        if any(matches(relative, inc) and not matches(relative, exc) for inc, exc in rules):
+            chosen.append(path)
+    return chosen
+
+
 LINTERS: dict[str, Linter] = {
     "ruff": Linter(
         name="ruff",
@@ -197,6 +235,19 @@ FORMATTERS: dict[str, Formatter] = {
         apply=("--write", "--log-level", "warn", "--no-error-on-unmatched-pattern", "--"),
         listed="paths",
         failed=lambda r: r.exit_code not in (0, 1),
+    ),
+    # treefmt runs the formatters the project's treefmt.toml names (programs the project chose: name treefmt in
+    # [code] formatters only for a project whose treefmt.toml you trust). It has no dry run, so a check pipes each
+    # file through `treefmt --stdin PATH`.
+    "treefmt": Formatter(
+        name="treefmt",
+        program="treefmt",
+        globs=("*",),
+        check=("--stdin", "--quiet", "--"),
+        apply=("--no-cache", "--quiet", "--on-unmatched", "debug", "--"),
+        listed="stdin",
+        failed=lambda r: r.exit_code != 0,
+        select=treefmt_files,
     ),
 }
 
