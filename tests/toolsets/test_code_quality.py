@@ -93,6 +93,13 @@ async def test_lint_reports_ruff_findings_under_the_projects_config(client: Clie
     assert result.content[0].text == "3 problem(s) in 4 file(s) (ruff): F401 x2, E711 x1"
 
 
+async def test_a_large_report_counts_every_finding_and_lists_the_first(client: Client, workspace: Path) -> None:
+    (workspace / "long.py").write_text("".join(f"VALUE_{i} = {'1 + ' * 30}1\n" for i in range(1200)))
+    result = await call(client, "lint", paths=["long.py"])
+    assert result["counts"] == {"E501": 1200} and result["truncated"]
+    assert [f["line"] for f in result["findings"]] == list(range(1, 1001))
+
+
 async def test_lint_fix_applies_safe_fixes_only(client: Client, workspace: Path) -> None:
     result = await call(client, "lint", paths=["src"], fix=True)
     assert result["fixed"] == 1

@@ -26,6 +26,7 @@ from tandem.toolsets.code.linters import FORMATTERS, LINTERS, Finding, Formatter
 from tandem.toolsets.code.toolset import toolset
 
 MAX_FINDINGS = 1000
+MAX_REPORT_BYTES = 32 * 1024 * 1024
 MAX_DIFF_CHARS = 60_000
 TOOL_TIMEOUT_S = 300.0
 _PROBLEM = re.compile(r"error|:\d+:\d+", re.IGNORECASE)
@@ -93,7 +94,10 @@ def _shown(ctx: CallContext) -> Callable[[str], str]:
 
 
 async def _run(ctx: CallContext, argv: list[str], timeout_s: float) -> CommandResult:
-    return await ctx.commands.run(argv, timeout_s=timeout_s, max_output_bytes=32 * 1024 * 1024, keep_head=True)
+    run = await ctx.commands.run(argv, timeout_s=timeout_s, max_output_bytes=MAX_REPORT_BYTES, keep_head=True)
+    if run.stdout_bytes > MAX_REPORT_BYTES:
+        raise ToolError(f"{Path(argv[0]).name}'s report is larger than 32 MB; check fewer paths at once")
+    return run
 
 
 def _failure(name: str, result: CommandResult) -> ToolError:
@@ -146,6 +150,7 @@ async def lint(
     Each linter reads the project's own configuration (pyproject.toml / ruff.toml, .shellcheckrc, eslint config).
     """
     findings: list[dict[str, Any]] = []
+    counts: Counter[str] = Counter()
     result = LintResult(findings=[], counts={}, files_checked=0, tools_run=[])
     shown = _shown(ctx)
     async for name, program, files in _installed(ctx, tools, LINTERS, paths, result):
@@ -158,21 +163,21 @@ async def lint(
                 after = await _run(ctx, [program, *linter.fix, *part], TOOL_TIMEOUT_S)
                 if linter.failed(after):
                     raise _failure(name, after)
-                found = await ctx.run_sync(functools.partial(linter.parse, after, shown))
-                result.fixed += max(
-                    0, len(await ctx.run_sync(functools.partial(linter.parse, before, shown))) - len(found)
-                )
+                found, counted = await ctx.run_sync(functools.partial(linter.parse, after, shown, MAX_FINDINGS))
+                _, counted_before = await ctx.run_sync(functools.partial(linter.parse, before, shown, 0))
+                result.fixed += max(0, counted_before.total() - counted.total())
             else:
                 run = await _run(ctx, [program, *linter.check, *part], TOOL_TIMEOUT_S)
                 if linter.failed(run):
                     raise _failure(name, run)
-                found = await ctx.run_sync(functools.partial(linter.parse, run, shown))
+                found, counted = await ctx.run_sync(functools.partial(linter.parse, run, shown, MAX_FINDINGS))
             findings.extend(found)
-            await ctx.report_progress(result.files_checked, None, f"{name}: {len(findings)} problem(s)")
+            counts.update(counted)
+            await ctx.report_progress(result.files_checked, None, f"{name}: {counts.total()} problem(s)")
     findings.sort(key=lambda f: (f["path"], f["line"], f["column"], f["code"]))
-    result.counts = dict(Counter(f["code"] for f in findings))
+    result.counts = dict(counts)
     result.findings = [Finding(**f) for f in findings[:MAX_FINDINGS]]
-    result.truncated = len(findings) > MAX_FINDINGS
+    result.truncated = counts.total() > MAX_FINDINGS
     return result
 
 
