@@ -23,7 +23,8 @@ from tandem.core.git_command import Repository, open_repository, revision
 from tandem.toolsets.code.toolset import toolset
 
 BASELINE = ".secrets.baseline"
-BATCH = 100
+BATCH = 8
+"""Files per worker task: small, so that every worker process stays busy (one large file can take seconds)."""
 MAX_FILES = 50_000
 MAX_DIFF_BYTES = 64 * 1024 * 1024
 SHOWN_LINE = 200
