@@ -26,3 +26,16 @@ async def best(rounds: int, fn: Callable[[], Awaitable[Any]]) -> tuple[float, An
         value = await fn()
         fastest = min(fastest, time.perf_counter() - started)
     return fastest, value
+
+
+async def compare(
+    rounds: int, reference: Callable[[], Awaitable[int]], tandem: Callable[[], Awaitable[int]], names: tuple[str, str]
+) -> str:
+    """Best-of-``rounds`` timings of a reference command and the Tandem tool doing the same job, each returning how
+    many things it found, as one row with the ratio Tandem / reference."""
+    reference_s, expected = await best(rounds, reference)
+    tandem_s, found = await best(rounds, tandem)
+    return (
+        f"{names[0]} {reference_s * 1000:8.1f} ms ({expected} found) | {names[1]} {tandem_s * 1000:8.1f} ms "
+        f"({found} found) | ratio {tandem_s / reference_s:5.2f}"
+    )

@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
-from inprocess import best, server
+from inprocess import compare, server
 
 RULES = '[tool.ruff.lint]\nselect = ["E", "F", "W", "B"]\n'
 
@@ -51,12 +51,7 @@ async def bench(tree: Path, rounds: int, cold: bool) -> list[str]:
             return sum(result.structured_content["counts"].values())
 
         await reference()  # warms ruff's cache (and the page cache) for both sides
-        reference_s, expected = await best(rounds, reference)
-        tandem_s, found = await best(rounds, tandem)
-    return [
-        f"ruff check {reference_s * 1000:8.1f} ms ({expected} findings) | lint {tandem_s * 1000:8.1f} ms "
-        f"({found} findings) | ratio {tandem_s / reference_s:5.2f}"
-    ]
+        return [await compare(rounds, reference, tandem, ("ruff check", "lint"))]
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
-from inprocess import best, server
+from inprocess import compare, server
 
 PACKAGES = ("email", "json", "http", "xml", "logging", "unittest")
 
@@ -42,12 +42,7 @@ async def bench(tree: Path, rounds: int) -> list[str]:
             return sum(result.structured_content["counts"].values())
 
         await tandem()  # starts the worker processes
-        reference_s, expected = await best(rounds, reference)
-        tandem_s, found = await best(rounds, tandem)
-    return [
-        f"detect-secrets scan {reference_s * 1000:8.1f} ms ({expected} secrets) | scan_secrets "
-        f"{tandem_s * 1000:8.1f} ms ({found} secrets) | ratio {tandem_s / reference_s:5.2f}"
-    ]
+        return [await compare(rounds, reference, tandem, ("detect-secrets scan", "scan_secrets"))]
 
 
 def main() -> None:
