@@ -2,22 +2,26 @@
 over the lines a git diff adds, with the project's ``.secrets.baseline``; no secret ever leaves in a result.
 
 detect-secrets keeps its settings in process-wide state, so scans run in Tandem's worker processes, one batch at a
-time per process. A baseline may name custom plugins or filters as ``file://`` Python files: those would run code
-from the repository, and are refused.
+time per process. A baseline may name custom plugins or filters (``file://`` Python files, or any path detect-secrets
+imports): those would run code from the repository, so only detect-secrets' own plugins and filters are accepted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import re
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from tandem.core import CallContext, ToolError, worker_processes
+from tandem.core import CallContext, ToolError, open_in_workspace, text_files, worker_processes
 from tandem.core.file_list import list_files
 from tandem.core.git_command import Repository, open_repository, revision
 from tandem.toolsets.code.toolset import toolset
@@ -28,6 +32,17 @@ BATCH = 8
 MAX_FILES = 50_000
 MAX_DIFF_BYTES = 64 * 1024 * 1024
 SHOWN_LINE = 200
+SHOWN_SKIPPED = 50
+REDACTED = "<redacted>"
+_OWN_FILTER = re.compile(
+    r"detect_secrets\.filters\.(allowlist|common|heuristic|regex|wordlist|gibberish)\.[a-z][a-z_]*"
+)
+FILTER_FILES = {
+    "detect_secrets.filters.wordlist.should_exclude_secret": "file_name",
+    "detect_secrets.filters.gibberish.should_exclude_secret": "model",
+}
+"""Filters that read a file the baseline names, and the key naming it: that file must be in the workspace."""
+Config = dict[str, Any]
 
 
 class Secret(BaseModel):
@@ -35,7 +50,8 @@ class Secret(BaseModel):
     line: int
     type: str = Field(description="What detect-secrets saw, e.g. 'AWS Access Key', 'Secret Keyword'.")
     hashed_secret: str = Field(description="SHA-1 of the secret, as in a detect-secrets baseline.")
-    redacted: str = Field(description="The line with every secret on it masked.")
+    is_verified: bool = Field(False, description="Always false: Tandem never sends a secret anywhere to verify it.")
+    redacted: str = Field(description="The line with every secret on it masked (or wholly '<redacted>').")
 
 
 class SecretReport(BaseModel):
@@ -45,11 +61,17 @@ class SecretReport(BaseModel):
     mode: str = Field(description="'files', or the diff scanned: 'staged', 'working' or a revision.")
     baseline: str | None = Field(None, description="The baseline used, if any.")
     suppressed_by_baseline: int = 0
+    skipped: list[str] = Field(
+        default_factory=list,
+        description=f"Files not scanned (over max_file_bytes, unreadable), first {SHOWN_SKIPPED}; binaries are "
+        "left out silently.",
+    )
     truncated: bool = False
 
     def summary(self) -> str:
         total = sum(self.counts.values())
-        kept = f"; {self.suppressed_by_baseline} known in {self.baseline}" if self.suppressed_by_baseline else ""
+        kept = f"; {self.suppressed_by_baseline} suppressed by {self.baseline}" if self.suppressed_by_baseline else ""
+        kept += f"; {len(self.skipped)} file(s) skipped" if self.skipped else ""
         if not total:
             return f"no secrets found in {self.files_scanned} file(s){kept}"
         files = len({s.path for s in self.secrets})
@@ -64,9 +86,26 @@ def mask(value: str) -> str:
     return value[:2] + "*" * 8 if len(value) >= 16 else "*" * 8
 
 
-def redact(line: str, values: list[str]) -> str:
-    for value in sorted((v for v in values if v), key=len, reverse=True):
-        line = line.replace(value, mask(value))
+def redact(line: str, values: list[str | None]) -> str:
+    """``line`` with every occurrence of every secret in ``values`` masked (overlapping ones as one). Wholly
+    ``<redacted>`` when a secret is not in the line as written: detect-secrets reads YAML and INI values decoded, so
+    the line may hold the secret in an escaped form that no replacement would catch."""
+    if any(not value or value not in line for value in values):
+        return REDACTED
+    found: list[tuple[int, int]] = []
+    for value in values:
+        at = line.find(value)  # every occurrence, overlapping ones too
+        while at >= 0:
+            found.append((at, at + len(value)))
+            at = line.find(value, at + 1)
+    spans: list[list[int]] = []
+    for start, end in sorted(found):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    for start, end in reversed(spans):
+        line = line[:start] + mask(line[start:end]) + line[end:]
     line = line.strip()
     return line if len(line) <= SHOWN_LINE else line[:SHOWN_LINE] + " [...]"
 
@@ -78,8 +117,7 @@ def _found(secrets: list[Any], lines_of: dict[str, dict[int, str]]) -> list[dict
         by_line.setdefault((secret.filename, secret.line_number), []).append(secret)
     found = []
     for (filename, number), group in sorted(by_line.items()):
-        line = lines_of.get(filename, {}).get(number, "")
-        shown = redact(line, [s.secret_value for s in group if s.secret_value])
+        shown = redact(lines_of.get(filename, {}).get(number, ""), [s.secret_value for s in group])
         for secret in group:
             found.append(
                 {
@@ -93,32 +131,69 @@ def _found(secrets: list[Any], lines_of: dict[str, dict[int, str]]) -> list[dict
     return found
 
 
-def _settings(config: dict[str, Any] | None) -> Any:
-    from detect_secrets.settings import default_settings, transient_settings
+@contextlib.contextmanager
+def _settings(config: Config | None, source: str) -> Iterator[None]:
+    """detect-secrets configured with every plugin and its default filters, or with a baseline's settings; a tool
+    error naming the baseline when they cannot be applied (a filter whose optional package is not installed)."""
+    from detect_secrets.settings import default_settings, get_filters, get_plugins, transient_settings
 
-    return default_settings() if config is None else transient_settings(config)
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(default_settings() if config is None else transient_settings(config))
+        get_plugins()
+        get_filters()
+    except Exception as exc:  # whatever detect-secrets raises while it sets up its plugins and filters
+        stack.close()
+        raise ToolError(f"{source}: detect-secrets cannot use its plugin and filter settings: {exc!r}") from None
+    with stack:
+        yield
 
 
-def scan_file_batch(workspace: str, config: dict[str, Any] | None, files: list[str]) -> list[dict[str, Any]]:
+def _unscannable(root: Path, name: str, max_bytes: int) -> str | None:
+    """Why a listed file is not scanned ('binary', too large, unreadable); None when it is scanned."""
+    try:
+        with os.fdopen(open_in_workspace(root, root / name), "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                return f"{size} bytes, over the {max_bytes}-byte limit (max_file_bytes)"
+            if b"\x00" in handle.read(text_files.SNIFF_BYTES):
+                return "binary"
+    except (OSError, ToolError) as exc:
+        return f"not read: {exc}"
+    return None
+
+
+def scan_file_batch(
+    workspace: str, max_bytes: int, config: Config | None, source: str, files: list[str]
+) -> tuple[list[dict[str, Any]], list[str], int]:
     """Scan ``files`` (relative to ``workspace``, which becomes the working directory so that filenames and
-    exclusion patterns read as in a baseline). Runs in a worker process."""
+    exclusion patterns read as in a baseline): the findings, the files skipped and why, and how many were scanned.
+    Runs in a worker process."""
     from detect_secrets.core import scan
 
+    root = Path(workspace)
+    readable, skipped = [], []
+    for name in files:
+        why = _unscannable(root, name, max_bytes)
+        if why is None:
+            readable.append(name)
+        elif why != "binary":
+            skipped.append(f"{name}: {why}")
     previous = os.getcwd()
     os.chdir(workspace)
     try:
-        with _settings(config):
-            secrets = [secret for name in files for secret in scan.scan_file(name)]
-            lines_of: dict[str, dict[int, str]] = {}
-            for name in {s.filename for s in secrets}:
-                with open(name, encoding="utf-8", errors="replace") as handle:
-                    lines_of[name] = dict(enumerate(handle.read().splitlines(), start=1))
-            return _found(secrets, lines_of)
+        with _settings(config, source):
+            secrets = [secret for name in readable for secret in scan.scan_file(name)]
+        lines_of: dict[str, dict[int, str]] = {}
+        for name in {s.filename for s in secrets}:
+            with open(name, encoding="utf-8", errors="replace") as handle:
+                lines_of[name] = dict(enumerate(handle.read().splitlines(), start=1))
+        return _found(secrets, lines_of), skipped, len(readable)
     finally:
         os.chdir(previous)
 
 
-def scan_diff_text(workspace: str, config: dict[str, Any] | None, diff: str) -> tuple[list[dict[str, Any]], int]:
+def scan_diff_text(workspace: str, config: Config | None, source: str, diff: str) -> tuple[list[dict[str, Any]], int]:
     """Scan the lines a unified diff adds, at their line numbers in the new file; and how many files it touches.
     Runs in a worker process."""
     from detect_secrets.core import scan
@@ -134,33 +209,54 @@ def scan_diff_text(workspace: str, config: dict[str, Any] | None, diff: str) -> 
                 for line in hunk.target_lines():
                     if line.is_added and line.target_line_no is not None:
                         added[line.target_line_no] = line.value.rstrip("\n")
-        with _settings(config):
+        with _settings(config, source):
             return _found(list(scan.scan_diff(diff)), lines_of), len(lines_of)
     finally:
         os.chdir(previous)
 
 
-def load_baseline(ctx: CallContext, name: str, *, required: bool) -> tuple[dict[str, Any] | None, set[tuple[str, str]]]:
-    """The scan settings a baseline file records, and the (path, hashed secret) pairs it already knows."""
+def read_baseline(ctx: CallContext, name: str, *, required: bool) -> tuple[Config | None, set[tuple[str, str]]]:
+    """The scan settings a baseline file records (None: detect-secrets' defaults), and the (path, hashed secret)
+    pairs it already knows, read with detect-secrets' own baseline code. Blocking: run it in a thread."""
+    from detect_secrets import SecretsCollection
+    from detect_secrets.core.baseline import upgrade
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
     path = ctx.path(name)
     if not path.exists():
         if required:
             raise ToolError(f"no baseline file {name!r} (detect-secrets scan > {BASELINE} makes one)")
         return None, set()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        results = data.get("results", {})
-        known = {(f, item["hashed_secret"]) for f, items in results.items() for item in items}
-        config = {k: data[k] for k in ("plugins_used", "filters_used") if k in data}
-    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
-        raise ToolError(f"{name} is not a detect-secrets baseline: {exc}") from None
-    for entry in [*config.get("plugins_used", []), *config.get("filters_used", [])]:
-        if not isinstance(entry, dict) or str(entry.get("path", "")).startswith("file:"):
-            raise ToolError(
-                f"{name} names a custom plugin or filter file ({str(entry)[:200]}): that would run code from the "
-                "repository, so Tandem refuses it; remove it from the baseline"
-            )
-    return (config or None), known
+        data = json.loads(text_files.read_text(ctx.workspace, path, ctx.settings.max_file_bytes).text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        data = upgrade(data) if "version" in data else data  # an older baseline's format, brought up to date
+        known = {(filename, secret.secret_hash) for filename, secret in SecretsCollection.load_from_baseline(data)}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ToolError(f"{name} is not a detect-secrets baseline: {type(exc).__name__}: {exc}") from None
+    config = {key: data[key] for key in ("plugins_used", "filters_used") if key in data}
+    if not config:
+        return None, known
+    own = {plugin.__name__ for plugin in get_mapping_from_secret_type_to_class().values()}
+    # A baseline that lists filters but no plugins still scans with every plugin (detect-secrets' default).
+    config.setdefault("plugins_used", [{"name": plugin} for plugin in sorted(own)])
+    plugins, filters = config["plugins_used"], config.get("filters_used", [])
+    if not isinstance(plugins, list) or not isinstance(filters, list):
+        raise ToolError(f"{name} is not a detect-secrets baseline: plugins_used and filters_used must be lists")
+    if not all(isinstance(entry, dict) for entry in [*plugins, *filters]):
+        raise ToolError(f"{name} is not a detect-secrets baseline: plugins and filters must be JSON objects")
+    custom = [e for e in plugins if "path" in e or e.get("name") not in own]
+    custom += [e for e in filters if not _OWN_FILTER.fullmatch(str(e.get("path")))]
+    if custom:
+        raise ToolError(
+            f"{name} names a plugin or filter that is not one of detect-secrets' own ({str(custom[0])[:200]}): a "
+            "custom one would run code from the repository, so Tandem refuses it; remove it from the baseline"
+        )
+    for entry in filters:
+        if (key := FILTER_FILES.get(entry["path"])) and entry.get(key):
+            entry[key] = str(ctx.path(str(entry[key])))  # the filter reads this file: it must be in the workspace
+    return config, known
 
 
 async def _diff(ctx: CallContext, repo: Repository, mode: str, paths: list[str]) -> tuple[str, list[str]]:
@@ -194,21 +290,29 @@ async def _diff(ctx: CallContext, repo: Repository, mode: str, paths: list[str])
     return result.stdout, untracked
 
 
-async def _scan_files(ctx: CallContext, config: dict[str, Any] | None, files: list[str]) -> list[dict[str, Any]]:
+async def _scan_files(
+    ctx: CallContext, config: Config | None, source: str, files: list[str]
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Scan ``files`` in worker processes: the findings, the files skipped and why, how many were scanned."""
     batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
-    workspace = str(ctx.path("."))
-    futures: list[Future[list[dict[str, Any]]]] = [
-        worker_processes.submit(scan_file_batch, workspace, config, batch) for batch in batches
+    workspace, budget = str(ctx.path(".")), ctx.settings.max_file_bytes
+    futures: list[Future[tuple[list[dict[str, Any]], list[str], int]]] = [
+        worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch) for batch in batches
     ]
     found: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    scanned = 0
     try:
         for done, future in enumerate(futures, start=1):
-            found += await worker_processes.result(future)
+            secrets, passed_over, count = await worker_processes.result(future)
+            found += secrets
+            skipped += passed_over
+            scanned += count
             await ctx.report_progress(min(done * BATCH, len(files)), len(files), f"{len(found)} secrets")
     finally:
         for future in futures:
             future.cancel()
-    return found
+    return found, skipped, scanned
 
 
 async def scan(
@@ -218,14 +322,20 @@ async def scan(
     baseline: str | None = BASELINE,
     max_results: int = 500,
 ) -> SecretReport:
-    config, known = load_baseline(ctx, baseline, required=baseline != BASELINE) if baseline else (None, set())
+    config: Config | None = None
+    known: set[tuple[str, str]] = set()
+    if baseline:
+        config, known = await ctx.run_sync(
+            functools.partial(read_baseline, ctx, baseline, required=baseline != BASELINE)
+        )
+    source = baseline or "detect-secrets' defaults"
     skip = {ctx.display(ctx.path(baseline))} if baseline else set()
     if diff is None:
         roots = [ctx.path(p) for p in (paths or ["."])]
-        listed, cut = await list_files(ctx.commands, roots, max_files=MAX_FILES)
-        files = [name for path in listed if (name := ctx.display(path)) not in skip and not _binary(path)]
-        found = await _scan_files(ctx, config, files)
-        scanned = len(files)
+        # Hidden files included: .env and its kind are where secrets most often are (.gitignore is still honoured).
+        listed, cut = await list_files(ctx.commands, roots, include_hidden=True, max_files=MAX_FILES)
+        files = [name for path in listed if (name := ctx.display(path)) not in skip]
+        found, skipped, scanned = await _scan_files(ctx, config, source, files)
     else:
         cut = False
         repo = await open_repository(ctx.commands, ctx.workspace, ctx.settings.git, ".", ctx.roots)
@@ -233,10 +343,12 @@ async def scan(
             raise ToolError("diff mode scans the repository at the workspace root, and the workspace is inside one")
         text, untracked = await _diff(ctx, repo, diff, repo.paths(paths or []))
         workspace = str(ctx.path("."))
-        found, changed = await worker_processes.result(worker_processes.submit(scan_diff_text, workspace, config, text))
-        untracked = [name for name in untracked if name not in skip and not _binary(ctx.path(name))]
-        found += await _scan_files(ctx, config, untracked)
-        scanned = changed + len(untracked)
+        found, changed = await worker_processes.result(
+            worker_processes.submit(scan_diff_text, workspace, config, source, text)
+        )
+        more, skipped, scanned = await _scan_files(ctx, config, source, [n for n in untracked if n not in skip])
+        found += more
+        scanned += changed
     fresh = [item for item in found if (item["path"], item["hashed_secret"]) not in known]
     counts = Counter(item["type"] for item in fresh)
     return SecretReport(
@@ -246,16 +358,9 @@ async def scan(
         mode=diff or "files",
         baseline=baseline if config is not None or known else None,
         suppressed_by_baseline=len(found) - len(fresh),
+        skipped=skipped[:SHOWN_SKIPPED],
         truncated=cut or len(fresh) > max_results,
     )
-
-
-def _binary(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return b"\x00" in handle.read(8192)
-    except OSError:
-        return True
 
 
 @toolset.tool(read_only=True, title="Scan for secrets")
@@ -268,12 +373,13 @@ async def scan_secrets(
 ) -> SecretReport:
     """Find secrets (API keys, tokens, private keys, passwords, high-entropy strings) with detect-secrets.
 
-    Without ``diff`` it scans the files under ``paths`` (default: the whole workspace, ``.gitignore`` respected,
-    binaries skipped). ``diff`` scans only what a change adds: ``"staged"`` (what the next commit records),
-    ``"working"`` (every uncommitted change, new untracked files included) or a revision (``"main"``, ``"HEAD~3"``:
-    the work tree against it). Secrets the baseline file (``.secrets.baseline``, made by ``detect-secrets scan``)
-    already lists are left out and counted; a line marked ``# pragma: allowlist secret`` is skipped. Findings give
-    path, line, type and the secret's hash; the secret itself is masked, never returned.
+    Without ``diff`` it scans the files under ``paths`` (default: the whole workspace, hidden files such as ``.env``
+    included, ``.gitignore`` respected; binaries and files over the size limit skipped). ``diff`` scans only what a
+    change adds: ``"staged"`` (what the next commit records), ``"working"`` (every uncommitted change, new untracked
+    files included) or a revision (``"main"``, ``"HEAD~3"``: the work tree against it). Secrets the baseline file
+    (``.secrets.baseline``, made by ``detect-secrets scan``; ``null`` for none) already lists are left out and
+    counted; a line marked ``# pragma: allowlist secret`` is skipped. Findings give path, line, type and the
+    secret's hash; the secret itself is masked, never returned.
     """
     return await scan(ctx, paths, diff, baseline, max_results)
 
