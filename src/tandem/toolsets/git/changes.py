@@ -8,26 +8,10 @@ from pydantic import BaseModel, Field
 
 from tandem.core import CallContext, ToolError
 from tandem.core.git_command import Repository, failure_message, plain_name, revision
-from tandem.toolsets.git.history import (
-    _FIELD,
-    _LOG_FORMAT,
-    Commit,
-    FileDiff,
-    Status,
-    parse_log,
-    parse_numstat,
-    parse_status,
-)
+from tandem.toolsets.git.history import _FIELD, Commit, FileDiff, Status, commit_of, files_of, status_of
 from tandem.toolsets.git.toolset import repository, toolset
 
 Paths = Annotated[list[str], Field(min_length=1, description="Files or directories, relative to the workspace root.")]
-
-
-async def status_of(repo: Repository) -> Status:
-    result = await repo.run(
-        ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal"], max_output_bytes=16 * 1024 * 1024
-    )
-    return parse_status(repo, result.stdout)
 
 
 class Branch(BaseModel):
@@ -161,12 +145,8 @@ async def git_commit(
         if "nothing to commit" in text or "no changes added to commit" in text:
             raise ToolError("nothing to commit: stage changes with git_add first (or pass all=true)")
         raise ToolError(failure_message(args, result))
-    meta = await repository_.run(["log", "-1", f"--format={_LOG_FORMAT}", "HEAD"], read_only=True)
-    stat = await repository_.run(
-        ["show", "--format=", "--numstat", "-z", "--no-ext-diff", "--no-textconv", "--find-renames", "HEAD", "--"],
-        read_only=True,
-    )
-    return Committed(commit=parse_log(meta.stdout)[0], files=parse_numstat(repository_, stat.stdout))
+    commit = await commit_of(repository_, "HEAD")
+    return Committed(commit=commit, files=await files_of(repository_, commit.sha))
 
 
 class StashEntry(BaseModel):

@@ -21,6 +21,7 @@ STATES = {
 _SINCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 :.,+/-]{0,63}")
 _FIELD, _RECORD = "\x1f", "\x1e"
 _LOG_FORMAT = _FIELD.join(("%H", "%h", "%P", "%an", "%ae", "%aI", "%s", "%b")) + _RECORD
+_SHOW_DIFF = ("--no-ext-diff", "--no-textconv", "--no-color", "--find-renames")
 
 
 class StatusEntry(BaseModel):
@@ -125,13 +126,18 @@ async def git_status(ctx: CallContext, repo: str = ".") -> Status:
     ``repo`` is a directory in the repository (default: the workspace root); repositories are only looked for
     inside the workspace.
     """
-    repository_ = await repository(ctx, repo)
-    result = await repository_.run(
+    return await status_of(await repository(ctx, repo), read_only=True)
+
+
+async def status_of(repo: Repository, *, read_only: bool = False) -> Status:
+    """The repository's status; ``read_only`` leaves the index's stat cache as it is (after a change, refreshing it
+    is the point)."""
+    result = await repo.run(
         ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal"],
-        read_only=True,
+        read_only=read_only,
         max_output_bytes=16 * 1024 * 1024,
     )
-    return parse_status(repository_, result.stdout)
+    return parse_status(repo, result.stdout)
 
 
 class FileDiff(BaseModel):
@@ -322,8 +328,7 @@ async def git_show(
     if not found.ok:
         raise ToolError(f"no commit {rev!r} in this repository")
     sha = found.stdout.strip()
-    meta = await repository_.run(["log", "-1", f"--format={_LOG_FORMAT}", "--no-show-signature", sha], read_only=True)
-    commit = parse_log(meta.stdout)[0]
+    commit = await commit_of(repository_, sha)
     if path is not None:
         relative = repository_.paths([path])[0]
         blob = await repository_.run(
@@ -335,8 +340,20 @@ async def git_show(
             raise ToolError(f"{path!r} at {rev} is a binary file ({blob.stdout_bytes} bytes)")
         text, truncated = cut(blob.stdout)
         return Shown(commit=commit, content=text, truncated=truncated or blob.stdout_bytes > len(blob.stdout.encode()))
-    args = ["show", "--format=", "--no-ext-diff", "--no-textconv", "--no-color", "--find-renames", sha, "--"]
-    stat = await repository_.run([*args[:2], "--numstat", "-z", *args[2:]], read_only=True)
-    patch = await repository_.run([*args[:2], f"--unified={context_lines}", *args[2:]], read_only=True)
+    patch = await repository_.run(
+        ["show", "--format=", f"--unified={context_lines}", *_SHOW_DIFF, sha, "--"], read_only=True
+    )
     text, truncated = cut(patch.stdout)
-    return Shown(commit=commit, files=parse_numstat(repository_, stat.stdout), diff=text, truncated=truncated)
+    return Shown(commit=commit, files=await files_of(repository_, sha), diff=text, truncated=truncated)
+
+
+async def commit_of(repo: Repository, sha: str) -> Commit:
+    """One commit's metadata (``sha``: a full commit id or ``HEAD``, never a client's string)."""
+    meta = await repo.run(["log", "-1", f"--format={_LOG_FORMAT}", "--no-show-signature", sha], read_only=True)
+    return parse_log(meta.stdout)[0]
+
+
+async def files_of(repo: Repository, sha: str) -> list[FileDiff]:
+    """The files one commit changed, with their line counts."""
+    stat = await repo.run(["show", "--format=", "--numstat", "-z", *_SHOW_DIFF, sha, "--"], read_only=True)
+    return parse_numstat(repo, stat.stdout)

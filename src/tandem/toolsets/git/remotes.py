@@ -17,8 +17,7 @@ from tandem.core.git_command import (
     remote_allowed,
     run_git,
 )
-from tandem.toolsets.git.changes import status_of
-from tandem.toolsets.git.history import Status
+from tandem.toolsets.git.history import Status, status_of
 from tandem.toolsets.git.toolset import repository, toolset
 
 _PROGRESS = re.compile(r"([A-Z][A-Za-z ]+):\s+(\d{1,3})%")
