@@ -7,10 +7,11 @@ A worker that dies takes only its own call down: the call gets a ``ToolError`` a
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -71,6 +72,28 @@ async def result(future: Future[T]) -> T:
         raise ToolError("a worker process died during this call (the input may crash the parser)") from None
     finally:
         future.cancel()  # a no-op once it finished; spares the pool work nobody waits for
+
+
+@contextlib.contextmanager
+def in_order(
+    calls: Sequence[Callable[[], T]], run_sync: Callable[[Callable[[], T]], Awaitable[T]]
+) -> Iterator[Iterator[Awaitable[T]]]:
+    """The results of ``calls`` to await in their order: from worker processes, every call started at once, when
+    there are more than two calls and more than one worker; else one after another through ``run_sync`` (a worker
+    thread, e.g. ``CallContext.run_sync``). Calls not yet started when the block is left (an early ``break``) are
+    cancelled. Each call must pickle: a ``functools.partial`` of a module-level function."""
+    futures: list[Future[T]] = []
+    outcomes: Iterator[Awaitable[T]]
+    if len(calls) > 2 and worker_count() > 1:
+        futures = [submit(call) for call in calls]
+        outcomes = (result(future) for future in futures)
+    else:
+        outcomes = (run_sync(call) for call in calls)
+    try:
+        yield outcomes
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def shutdown() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -250,20 +249,8 @@ async def ast_search(
     result = SearchResult(matches=[], files_searched=0, truncated=cut)
     batches = [files[start : start + BATCH] for start in range(0, len(files), BATCH)]
     budget = ctx.settings.max_file_bytes
-    futures: list[Future[tuple[list[Match], list[str]]]] = []
-    if len(batches) > 2 and worker_processes.worker_count() > 1:
-        # Large searches parse in worker processes, every batch at once; answers are taken in file order.
-        futures = [
-            worker_processes.submit(search_files, ctx.workspace, budget, query, batch, context, max_results)
-            for batch in batches
-        ]
-        outcomes = (worker_processes.result(future) for future in futures)
-    else:
-        outcomes = (
-            ctx.run_sync(functools.partial(search_files, ctx.workspace, budget, query, batch, context, max_results))
-            for batch in batches
-        )
-    try:
+    calls = [functools.partial(search_files, ctx.workspace, budget, query, b, context, max_results) for b in batches]
+    with worker_processes.in_order(calls, ctx.run_sync) as outcomes:
         for batch, outcome in zip(batches, outcomes, strict=True):
             found, skipped = await outcome
             room = max_results - len(result.matches)
@@ -274,9 +261,6 @@ async def ast_search(
                 result.truncated = True
                 break
             await ctx.report_progress(result.files_searched, len(files), f"{len(result.matches)} matches")
-    finally:
-        for future in futures:
-            future.cancel()
     return result
 
 

@@ -26,7 +26,6 @@ import re
 import textwrap
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -411,15 +410,6 @@ async def scan(
     files = [(f, lang) for f in listed if (lang := language_of(f)) in languages]
     batches = [files[start : start + BATCH] for start in range(0, len(files), BATCH)]
     budget = ctx.settings.max_file_bytes
-    futures: list[Future[tuple[list[Finding], int, list[str]]]] = []
-    if len(batches) > 2 and worker_processes.worker_count() > 1:
-        # Large scans parse in worker processes, every batch at once; answers are taken in file order.
-        futures = [worker_processes.submit(scan_files, ctx.workspace, budget, chosen, batch) for batch in batches]
-        outcomes = (worker_processes.result(future) for future in futures)
-    else:
-        outcomes = (
-            ctx.run_sync(functools.partial(scan_files, ctx.workspace, budget, chosen, batch)) for batch in batches
-        )
     report = UnsafeReport(
         findings=[],
         counts={},
@@ -428,7 +418,8 @@ async def scan(
         truncated=cut,
     )
     counts: Counter[str] = Counter()
-    try:
+    calls = [functools.partial(scan_files, ctx.workspace, budget, chosen, batch) for batch in batches]
+    with worker_processes.in_order(calls, ctx.run_sync) as outcomes:
         for batch, outcome in zip(batches, outcomes, strict=True):
             found, silenced, skipped = await outcome
             counts.update(f.rule for f in found)
@@ -438,9 +429,6 @@ async def scan(
             report.skipped += skipped
             report.files_scanned += len(batch)
             await ctx.report_progress(report.files_scanned, len(files), f"{counts.total()} findings")
-    finally:
-        for future in futures:
-            future.cancel()
     report.counts = dict(counts)
     report.total = counts.total()
     report.truncated |= report.total > len(report.findings)
