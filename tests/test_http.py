@@ -21,7 +21,7 @@ async def test_health_reports_status_version_toolsets_and_sessions(http_server) 
         await client.list_tools()
         async with httpx.AsyncClient(base_url=http_server.url) as http:
             health = (await http.get("/health")).json()
-    assert health["status"] == "ok"
+    assert health["status"] == "healthy"
     assert health["version"]
     assert health["uptime_s"] > 0
     assert health["toolsets"] == ["conformance", "server"]

@@ -16,6 +16,7 @@ from mcp.shared.exceptions import MCPError
 from tandem.client import websocket_client
 from tandem.config import load_settings
 from tandem.core import Registry
+from tandem.core.latency import MethodTimings
 from tandem.server import TandemServer
 from tandem.server.interceptors import (
     Blocked,
@@ -25,7 +26,6 @@ from tandem.server.interceptors import (
     RequestLogInterceptor,
     TimingInterceptor,
 )
-from tandem.server.interceptors.timing import MethodTimings
 from tandem.transports.http import serve_http
 
 pytestmark = pytest.mark.anyio

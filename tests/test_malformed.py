@@ -33,7 +33,7 @@ async def _still_serving(url: str) -> None:
     async with httpx.AsyncClient(base_url=url) as client:
         health = await client.get("/health")
     assert health.status_code == 200
-    assert health.json()["status"] == "ok"
+    assert health.json()["status"] == "healthy"
 
 
 @pytest.mark.parametrize("server_name", ["http_server", "stateless_server"])

@@ -203,11 +203,14 @@ def call(
     tandem = TandemServer(registry, settings)
     try:
         found = registry.tool(tool)
-        result = anyio.run(
-            found.invoke,
-            args,
-            CallContext(workspace=settings.workspace, settings=settings, server_status=tandem.status),
-        )
+        with tandem.services.held() as services:
+            result = anyio.run(
+                found.invoke,
+                args,
+                CallContext(
+                    workspace=settings.workspace, settings=settings, server_status=tandem.status, services=services
+                ),
+            )
     except (NotFound, InvalidArguments) as exc:
         raise _fail(str(exc)) from None
     except ToolError as exc:

@@ -16,6 +16,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tandem.core.backends import BackendSettings
+from tandem.core.catalog_settings import CatalogSettings
 from tandem.core.code_settings import CodeSettings
 from tandem.core.command_policy import CommandPolicy
 from tandem.core.errors import ConfigError
@@ -65,6 +66,10 @@ class Settings(BaseSettings):
     )
     git: GitSettings = Field(
         default_factory=GitSettings, description="Allowed remotes, hooks and trusted repository config ([git] table)."
+    )
+    catalog: CatalogSettings = Field(
+        default_factory=CatalogSettings,
+        description="Where agent, skill and workflow definitions are found; caching and patterns ([catalog] table).",
     )
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest file the file tools read or write.")
     git_internals_writable: bool = Field(

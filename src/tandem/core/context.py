@@ -17,6 +17,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from tandem.core.commands import CommandRunner
+from tandem.core.errors import ToolError
 from tandem.core.workspace_path import relative_display, workspace_entry, workspace_path
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class CallContext:
     """The ``state`` of the ``InputRequired`` result being answered, verified by the server."""
     roots: tuple[Path, ...] = ()
     """The client's roots (directories); when there are any, paths must lie inside one of them too."""
+    services: dict[str, Any] = field(default_factory=dict)
+    """The server's running toolset services, by toolset name; see ``service``."""
     detacher: Callable[[], None] | None = None
     """Set by the server when this call may go on as a task; see ``run_as_task``."""
 
@@ -95,6 +98,13 @@ class CallContext:
     def display(self, path: Path) -> str:
         """A confined path as the client should see it: relative to the workspace root."""
         return relative_display(self.workspace, path)
+
+    def service(self, name: str) -> Any:
+        """The running service of toolset ``name`` (its ``@toolset.service``); a tool error if it is not running."""
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ToolError(f"the {name} service is not running in this server") from None
 
     @property
     def commands(self) -> CommandRunner:

@@ -17,6 +17,7 @@ from mcp.shared.uri_template import UriTemplate
 from tandem.core.context import CallContext
 from tandem.core.errors import ConfigError, NotFound
 from tandem.core.schema import Signature, signature_of
+from tandem.core.services import ServiceFactory
 
 ENTRY_POINT_GROUP = "tandem.toolsets"
 
@@ -45,6 +46,8 @@ class Tool:
     title: str | None = None
     schema_override: dict[str, Any] | None = None
     task_support: TaskSupport = "forbidden"
+    rpc: str | None = None
+    """The method name this tool also answers on the plain JSON-RPC API (``POST /``), if any."""
 
     @property
     def input_schema(self) -> dict[str, Any]:
@@ -137,6 +140,13 @@ class Toolset:
     templates: dict[str, Resource] = field(default_factory=dict)
     prompts: dict[str, Prompt] = field(default_factory=dict)
     completions: dict[tuple[str, str], Callable[..., Any]] = field(default_factory=dict)
+    service_factory: ServiceFactory | None = None
+
+    def service(self, fn: ServiceFactory) -> ServiceFactory:
+        """Register the toolset's service: ``fn(settings)`` returns a context manager whose value lives as long as
+        the server and which tools reach as ``ctx.service(toolset_name)``."""
+        self.service_factory = fn
+        return fn
 
     def tool(
         self,
@@ -150,12 +160,14 @@ class Toolset:
         open_world: bool = False,
         input_schema: dict[str, Any] | None = None,
         task_support: TaskSupport = "forbidden",
+        rpc: str | None = None,
     ) -> Callable[[F], F]:
         """Register a function as a tool; its type hints become the input schema, its docstring the description.
 
         ``input_schema`` publishes a schema written by hand, verbatim (JSON Schema keywords pydantic would not
         produce); the function's hints still validate the arguments. ``task_support`` says whether the tool may run
         as a task that the client polls (``optional``), must (``required``), or never does (``forbidden``).
+        ``rpc`` also serves the tool as that method of the plain JSON-RPC API, its structured result as the answer.
         """
 
         def register(fn: F) -> F:
@@ -179,6 +191,7 @@ class Toolset:
                 toolset=self.name,
                 schema_override=input_schema,
                 task_support=task_support,
+                rpc=rpc,
             )
             return fn
 
@@ -273,6 +286,8 @@ class Registry:
         self.templates: dict[str, Resource] = {}
         self.prompts: dict[str, Prompt] = {}
         self.completions: dict[tuple[str, str], Callable[..., Any]] = {}
+        self.services: dict[str, ServiceFactory] = {}
+        self.rpc_methods: dict[str, Tool] = {}
         for toolset in toolsets:
             self.add(toolset)
 
@@ -304,7 +319,14 @@ class Registry:
             clash = mine.keys() & theirs.keys()
             if clash:
                 raise ValueError(f"toolset {toolset.name!r} redefines {kind}(s) {sorted(clash)}")
+        rpc = {tool.rpc: tool for tool in toolset.tools.values() if tool.rpc}
+        clash = self.rpc_methods.keys() & rpc.keys()
+        if clash:
+            raise ValueError(f"toolset {toolset.name!r} redefines JSON-RPC method(s) {sorted(clash)}")
         self.toolsets[toolset.name] = toolset
+        self.rpc_methods.update(rpc)
+        if toolset.service_factory is not None:
+            self.services[toolset.name] = toolset.service_factory
         self.tools.update(toolset.tools)
         self.resources.update(toolset.resources)
         self.templates.update(toolset.templates)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import json
 import logging
 import time
 import warnings
+from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
@@ -54,6 +56,7 @@ from tandem.core.content import (
 from tandem.core.context import CallContext, LogLevel
 from tandem.core.errors import InvalidArguments, MissingCapability, NotFound, ToolError
 from tandem.core.registry import Registry, Tool
+from tandem.core.services import Services
 from tandem.server.interceptors import (
     Blocked,
     InterceptorChain,
@@ -93,6 +96,7 @@ class TandemServer:
         self.lifespan_state: Any = {}
         """What the SDK server's lifespan yielded, for transports that call its kernel directly."""
         self.sessions = SessionTracker()
+        self.services = Services(registry.services, settings)
         self.timing = TimingInterceptor()
         if chain is None:
             chain = InterceptorChain([RequestLogInterceptor()] if settings.log_requests else [])
@@ -145,6 +149,7 @@ class TandemServer:
                 on_completion=self._complete if registry.prompts or registry.templates else None,
                 on_set_logging_level=self._set_logging_level,
                 on_roots_list_changed=self._roots_changed,
+                lifespan=self._lifespan,
             )
         if not settings.tracing:
             # The SDK's OpenTelemetry layer makes two spans per request even with no exporter installed.
@@ -160,6 +165,12 @@ class TandemServer:
             self.server.add_request_handler("tasks/get", TaskParams, self._tasks_get)
             self.server.add_request_handler("tasks/update", TaskUpdateParams, self._tasks_update)
             self.server.add_request_handler("tasks/cancel", TaskParams, self._tasks_cancel)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _server: Server[Any]) -> AsyncIterator[dict[str, Any]]:
+        """Every connection the SDK runs (and the HTTP app, once) holds the toolset services while it lives."""
+        async with self.services.held_async():
+            yield {}
 
     def initialization_options(self) -> InitializationOptions:
         return self.server.create_initialization_options()
@@ -220,8 +231,10 @@ class TandemServer:
 
     def status(self) -> dict[str, Any]:
         """What /health and the server toolset report."""
+        services = self.services.report("health")
+        healthy = all(report.get("status", "healthy") == "healthy" for report in services.values())
         return {
-            "status": "ok",
+            "status": "healthy" if healthy else "degraded",
             "version": __version__,
             "uptime_s": round(time.time() - self.started, 3),
             "toolsets": {name: len(ts.tools) for name, ts in self.registry.toolsets.items()},
@@ -229,6 +242,7 @@ class TandemServer:
             "sessions_by_transport": self.sessions.by_transport(),
             "tasks": len(self.tasks),
             "requests": self.timing.snapshot(),
+            "services": services,
         }
 
     # -- the interceptor seam -------------------------------------------------------------------------------
@@ -352,6 +366,7 @@ class TandemServer:
             peer=ClientPeer(self, ctx),
             state=state,
             server_status=self.status,
+            services=self.services.running,
         )
 
     def _input_schema(self, name: str) -> dict[str, Any] | None:

@@ -1,11 +1,13 @@
 """One ASGI app on one port: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse and /messages/, WebSocket at /ws,
-and GET /health. All of them serve the same ``TandemServer``."""
+the plain JSON-RPC API at POST / (and POST /reindex), GET /health and GET /metrics. All of them serve the same
+``TandemServer``."""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 import uvicorn
@@ -22,7 +24,9 @@ from starlette.websockets import WebSocket
 from tandem.config import Settings
 from tandem.server import TandemServer
 from tandem.server.event_store import MemoryEventStore
+from tandem.transports.jsonrpc import JsonRpcApi
 from tandem.transports.mcp_endpoint import McpEndpoint
+from tandem.transports.metrics import PROMETHEUS_TYPE, metrics_json, prometheus_text
 from tandem.transports.websocket import CLOSE_POLICY_VIOLATION, serve_websocket
 
 SSE_RETRY_MS = 1000
@@ -85,6 +89,7 @@ def build_app(tandem: TandemServer) -> TandemApp:
         stream_app=StreamableHTTPASGIApp(managers[1]) if settings.stateless_http else None,
         max_body=settings.max_body_bytes,
     )
+    api = JsonRpcApi(tandem)
     sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
 
     async def handle_sse(request: Request) -> Response:
@@ -108,7 +113,10 @@ def build_app(tandem: TandemServer) -> TandemApp:
         if refusal is not None:
             return refusal
         status = tandem.status()
-        return JSONResponse(
+        report: dict[str, Any] = {}
+        for service in status["services"].values():
+            report.update(service)  # the catalog's health is the seed's shape, at the top level
+        report.update(
             {
                 "status": status["status"],
                 "version": status["version"],
@@ -119,6 +127,35 @@ def build_app(tandem: TandemServer) -> TandemApp:
                 "tasks": status["tasks"],
             }
         )
+        return JSONResponse(report)
+
+    async def metrics(request: Request) -> Response:
+        refusal = await guard.validate_request(request)
+        if refusal is not None:
+            return refusal
+        wants_text = request.query_params.get("format") == "prometheus" or (
+            "text/plain" in request.headers.get("accept", "") and "json" not in request.headers.get("accept", "")
+        )
+        if wants_text:
+            return Response(prometheus_text(tandem), media_type=PROMETHEUS_TYPE)
+        return JSONResponse(metrics_json(tandem))
+
+    async def rpc(request: Request) -> Response:
+        refusal = await guard.validate_request(request)
+        if refusal is not None:
+            return refusal
+        return await api.handle(request)
+
+    async def reindex(request: Request) -> Response:
+        refusal = await guard.validate_request(request)
+        if refusal is not None:
+            return refusal
+        if "reindex" not in tandem.registry.rpc_methods:
+            return JSONResponse({"error": "no toolset served here re-indexes"}, status_code=404)
+        answer = await api.call("reindex", {}, request)
+        if "error" in answer:
+            return JSONResponse(answer["error"], status_code=500)
+        return JSONResponse(answer["result"])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -134,6 +171,9 @@ def build_app(tandem: TandemServer) -> TandemApp:
             Mount("/messages/", app=sse.handle_post_message),
             WebSocketRoute("/ws", endpoint=handle_ws),
             Route("/health", endpoint=health, methods=["GET"]),
+            Route("/metrics", endpoint=metrics, methods=["GET"]),
+            Route("/", endpoint=rpc, methods=["POST"]),
+            Route("/reindex", endpoint=reindex, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

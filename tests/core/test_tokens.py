@@ -1,0 +1,73 @@
+"""Token counts are tiktoken's own and need no network: the vocabulary comes from bpe-openai, hash-checked."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tandem.core import tokens
+
+
+def test_counts_are_exact_for_both_encodings() -> None:
+    # Reference counts from OpenAI's published tokenizers.
+    assert tokens.count_tokens("hello world") == 2
+    assert tokens.count_tokens("hello world", "cl100k_base") == 2
+    text = "def add(a, b):\n    return a + b  # ünïcödé 🚀\n"
+    enc = tokens.encoding("o200k_base")
+    assert tokens.count_tokens(text) == len(enc.encode(text, disallowed_special=()))
+    assert enc.decode(enc.encode_ordinary(text)) == text
+    # Special-token text counts as the plain text it is, rather than raising.
+    assert tokens.count_tokens("<|endoftext|>") > 1
+    assert tokens.count_many(["a b c", "hello world"]) == [3, 2]
+
+
+def test_unknown_encoding_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown encoding"):
+        tokens.encoding("p50k_base")  # type: ignore[arg-type]
+
+
+def test_a_tampered_vocabulary_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = tokens._bundled("https://example/o200k_base.tiktoken")
+    data = gzip.decompress(real.read_bytes()).replace(b" 0\n", b" 1\n", 1)
+    fake = tmp_path / "o200k_base.tiktoken.gz"
+    fake.write_bytes(gzip.compress(data))
+    monkeypatch.setattr(tokens, "_bundled", lambda url: fake)
+    with pytest.raises(tokens.VocabularyError, match="sha256"):
+        tokens._load_bundled_bpe(
+            "https://x/o200k_base.tiktoken", "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+        )
+
+
+def test_counting_works_with_the_network_unreachable(tmp_path: Path) -> None:
+    """With every proxy pointing at a closed port and an empty tiktoken cache, a plain tiktoken.get_encoding fails
+    but Tandem's count succeeds."""
+    env = {
+        **os.environ,
+        "TIKTOKEN_CACHE_DIR": str(tmp_path),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+    }
+    plain = subprocess.run(
+        [sys.executable, "-c", "import tiktoken; tiktoken.get_encoding('o200k_base')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert plain.returncode != 0
+    ours = subprocess.run(
+        [sys.executable, "-c", "from tandem.core.tokens import count_tokens; print(count_tokens('hello world'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.strip() == "2"
+    assert list(tmp_path.iterdir()) == []
