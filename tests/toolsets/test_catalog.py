@@ -138,11 +138,17 @@ def test_home_directory_agents_are_indexed_as_user(corpus: Path, tmp_path: Path)
 
 
 def test_reindex_reads_only_changed_files(catalog: Catalog, corpus: Path) -> None:
+    before = catalog.index.kinds
     assert catalog.reindex()["files_read"] == 0
+    # Nothing changed: every kind's search index is the one already built.
+    assert all(catalog.index.kinds[kind] is index for kind, index in before.items())
     target = corpus / "plugins" / "languages" / "agents" / "elixir-phoenix-developer.md"
     target.write_text("---\nname: elixir-phoenix-developer\ndescription: Elixir and Phoenix LiveView\n---\nBody\n")
     report = catalog.reindex()
     assert report["files_read"] == 1
+    # An agent changed: only the agents' index is rebuilt.
+    assert catalog.index.kinds["agent"] is not before["agent"]
+    assert catalog.index.kinds["skill"] is before["skill"] and catalog.index.kinds["workflow"] is before["workflow"]
     assert names(catalog.query_agents(capability="elixir"))[0] == "elixir-phoenix-developer"
     target.unlink()
     catalog.reindex()

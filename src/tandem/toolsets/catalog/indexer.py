@@ -92,6 +92,9 @@ class Indexer:
         self.workspace = workspace
         self.settings = settings
         self._seen: dict[Path, _Seen] = {}
+        # The search index of each kind, kept while that kind's definitions are the same objects in the same order:
+        # a re-index that changed no file of a kind does not rebuild its index.
+        self._built: dict[Kind, tuple[tuple[int, ...], KindIndex]] = {}
 
     def globs(self) -> dict[Kind, list[str]]:
         return {"agent": self.settings.agents, "skill": self.settings.skills, "workflow": self.settings.workflows}
@@ -166,7 +169,7 @@ class Indexer:
                     reason = f"role {role.name!r} names unknown agent {agent!r}"
                     diagnostics.append(Diagnostic(self.settings.registry, 0, "error", reason))
         index = CatalogIndex(
-            kinds={kind: KindIndex.build(items) for kind, items in found.items()},
+            kinds={kind: self._kind_index(kind, items) for kind, items in found.items()},
             roles=roles,
             diagnostics=diagnostics,
             duplicates=duplicates,
@@ -174,6 +177,15 @@ class Indexer:
         )
         index.build_ms = round((time.perf_counter() - started) * 1000, 3)
         logger.info("catalog indexed %s in %.1f ms (%d files read)", index.counts(), index.build_ms, read)
+        return index
+
+    def _kind_index(self, kind: Kind, items: list[Definition]) -> KindIndex:
+        key = tuple(id(item) for item in items)
+        built = self._built.get(kind)
+        if built is not None and built[0] == key:
+            return built[1]
+        index = KindIndex.build(items)
+        self._built[kind] = (key, index)
         return index
 
     def _files(self, patterns: list[str]) -> list[Path]:
