@@ -1,5 +1,9 @@
 """Settings: ``tandem.toml`` in the workspace, overridden by ``TANDEM_*`` variables, overridden by the command line.
 
+The catalog seed's variables (``MCP_PORT``, ``MCP_DATA_DIR``, ``MCP_LOG_LEVEL``, ``MCP_CACHE_TTL``,
+``MCP_AUTO_RESTART``) are aliases: they win over ``tandem.toml`` and lose to the ``TANDEM_*`` variable of the same
+setting.
+
 One ``Settings`` object is built at startup and passed down; nothing reads the environment after that.
 """
 
@@ -16,7 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tandem.core.backends import BackendSettings
-from tandem.core.catalog_settings import CatalogSettings
+from tandem.core.catalog_settings import CacheTtl, CatalogSettings
 from tandem.core.code_settings import CodeSettings
 from tandem.core.command_policy import CommandPolicy
 from tandem.core.errors import ConfigError
@@ -53,6 +57,7 @@ class Settings(BaseSettings):
     max_sessions: int = Field(1000, gt=0, description="Most concurrent Streamable HTTP sessions.")
     session_idle_timeout: float = Field(1800.0, gt=0, description="Seconds before an idle HTTP session is closed.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level (stderr).")
+    auto_restart: bool = Field(True, description="'tandem start': restart the server when it crashes.")
     log_requests: bool = Field(True, description="Log one structured line per request with its correlation id.")
     tracing: bool = Field(False, description="Emit OpenTelemetry spans per request (needs an exporter installed).")
     commands: CommandPolicy = Field(
@@ -83,6 +88,14 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return LOG_LEVEL_ALIASES.get(value, value)
+        return value
+
     @property
     def data_path(self) -> Path:
         return self.data_dir if self.data_dir.is_absolute() else self.workspace / self.data_dir
@@ -96,7 +109,39 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _WorkspaceToml(settings_cls))
+        return (init_settings, env_settings, _SeedAliases(settings_cls), _WorkspaceToml(settings_cls))
+
+
+LOG_LEVEL_ALIASES = {"warn": "warning", "verbose": "debug", "silly": "debug", "http": "debug", "trace": "debug"}
+"""Level names other loggers use (the seed's ``MCP_LOG_LEVEL`` follows winston's), read as Tandem's."""
+
+SEED_ALIASES: dict[str, tuple[str, ...]] = {
+    "MCP_PORT": ("port",),
+    "MCP_DATA_DIR": ("data_dir",),
+    "MCP_LOG_LEVEL": ("log_level",),
+    "MCP_CACHE_TTL": ("catalog", "cache_ttl"),
+    "MCP_AUTO_RESTART": ("auto_restart",),
+}
+"""The catalog seed's environment variables and the setting each one stands for."""
+
+
+class _SeedAliases(PydanticBaseSettingsSource):
+    """The seed's ``MCP_*`` variables as the settings they stand for; ``MCP_CACHE_TTL`` sets every cache namespace."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for variable, path in SEED_ALIASES.items():
+            value = os.environ.get(variable)
+            if value is None or not value.strip():
+                continue
+            if variable == "MCP_CACHE_TTL":
+                data.setdefault("catalog", {})["cache_ttl"] = dict.fromkeys(CacheTtl.model_fields, value.strip())
+            else:
+                data[path[0]] = value.strip()
+        return data
 
 
 class _WorkspaceToml(PydanticBaseSettingsSource):
@@ -145,5 +190,8 @@ def _describe(exc: ValidationError) -> str:
             lines.append(f"{name}: unknown setting (in {CONFIG_FILE}?); see 'tandem serve --help' for the settings")
         else:
             where = f"{ENV_PREFIX}{name.upper()} or '{name}' in {CONFIG_FILE}"
+            aliases = [v for v, path in SEED_ALIASES.items() if tuple(map(str, err["loc"][: len(path)])) == path]
+            if aliases and os.environ.get(aliases[0], "").strip():
+                where = f"{aliases[0]}, {where}"
             lines.append(f"{name}: {err['msg']} (got {err.get('input')!r}; set by {where})")
     return "invalid settings:\n  " + "\n  ".join(lines)
