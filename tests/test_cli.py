@@ -56,3 +56,16 @@ def test_unknown_toolset_is_a_clear_error(tmp_path: Path) -> None:
     done = tandem("serve", "--toolsets", "server,nope", cwd=tmp_path)
     assert done.returncode == 2
     assert "unknown toolset(s) nope" in done.stderr
+
+
+def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = tandem("serve", "--http", "--port", str(port), "--toolsets", "server", cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"tandem: cannot listen on 127.0.0.1:{port}: " in done.stderr and "address already in use" in done.stderr
+    assert "Traceback" not in done.stderr

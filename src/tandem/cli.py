@@ -97,8 +97,10 @@ def serve(
     logging.basicConfig(
         stream=sys.stderr, level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from tandem.daemon import die_with_supervisor
     from tandem.server import TandemServer
 
+    die_with_supervisor()
     tandem = TandemServer(_registry(settings), settings)
     toolset_names = ", ".join(tandem.registry.toolsets) or "none"
     if not http:
@@ -110,7 +112,7 @@ def serve(
         )
         _run(serve_stdio, tandem)
         return
-    from tandem.transports.http import serve_http
+    from tandem.transports.http import ServeError, serve_http
 
     def ready(url: str) -> None:
         mode = "stateless" if settings.stateless_http else "stateful"
@@ -120,7 +122,112 @@ def serve(
             err=True,
         )
 
-    _run(serve_http, tandem, ready)
+    try:
+        _run(serve_http, tandem, ready)
+    except ServeError as exc:
+        raise _fail(str(exc), code=1) from None
+
+
+HostOpt = Annotated[str | None, typer.Option(help="HTTP bind address (default 127.0.0.1).")]
+PortOpt = Annotated[int | None, typer.Option(help="HTTP port (default 8765; 0 picks a free one).")]
+LogLevelOpt = Annotated[str | None, typer.Option(help="debug, info, warning or error.")]
+
+
+def _daemon_args(
+    settings: Settings, host: str | None, port: int | None, toolsets: str | None, log_level: str | None
+) -> list[str]:
+    """The options ``tandem supervise`` (and so its ``serve``) gets: the workspace, and what was given here."""
+    args = ["--workspace", str(settings.workspace)]
+    for name, value in (("--host", host), ("--port", port), ("--toolsets", toolsets), ("--log-level", log_level)):
+        if value is not None:
+            args += [name, str(value)]
+    return args
+
+
+@app.command()
+def start(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    toolsets: ToolsetsOpt = None,
+    workspace: WorkspaceOpt = None,
+    log_level: LogLevelOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to be healthy.")] = 60.0,
+) -> None:
+    """Start the HTTP server as a background daemon (pid file, daily-rotated log, restarted if it crashes)."""
+    from tandem import daemon
+
+    settings = _settings(workspace, host=host, port=port, toolsets=toolsets, log_level=log_level)
+    files = daemon.DaemonFiles(settings.data_path)
+    if (pid := files.running_pid()) is not None:
+        url = files.read_state().get("url")
+        typer.echo(f"tandem: already running (pid {pid}) at {url}; 'tandem stop' first to restart it")
+        return
+    try:
+        state = daemon.start(files, _daemon_args(settings, host, port, toolsets, log_level), timeout)
+    except daemon.DaemonError as exc:
+        raise _fail(str(exc), code=1) from None
+    typer.echo(
+        f"tandem: started at {state['url']} (supervisor pid {state['supervisor_pid']}, "
+        f"server pid {state['server_pid']}); log {state['log']}"
+    )
+
+
+@app.command()
+def stop(workspace: WorkspaceOpt = None) -> None:
+    """Stop the daemon: the server finishes the requests in flight, flushes and closes its database."""
+    from tandem import daemon
+
+    files = daemon.DaemonFiles(_settings(workspace).data_path)
+    try:
+        pid = daemon.stop(files)
+    except daemon.DaemonError as exc:
+        raise _fail(str(exc), code=1) from None
+    typer.echo("tandem: not running" if pid is None else f"tandem: stopped (pid {pid})")
+
+
+@app.command()
+def status(
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state, /health and /metrics as JSON.")] = False,
+) -> None:
+    """Whether the daemon runs, its health and a metrics summary. Exit code 0 healthy, 1 unhealthy, 3 stopped."""
+    from tandem import daemon
+
+    report = daemon.status(daemon.DaemonFiles(_settings(workspace).data_path))
+    if as_json:
+        typer.echo(json.dumps(report if report is not None else {"status": "stopped"}, indent=2))
+    elif report is None:
+        typer.echo("tandem: not running")
+    else:
+        typer.echo(
+            "\n".join(f"tandem: {line}" if n == 0 else f"  {line}" for n, line in enumerate(daemon.summary(report)))
+        )
+    if report is None:
+        raise typer.Exit(3)
+    if "problem" in report or report["health"].get("status") != "healthy":
+        raise typer.Exit(1)
+
+
+@app.command(hidden=True)
+def supervise(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    toolsets: ToolsetsOpt = None,
+    workspace: WorkspaceOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """The daemon's supervisor (what 'tandem start' runs): keeps 'tandem serve --http' running."""
+    from tandem import daemon
+
+    settings = _settings(workspace, host=host, port=port, toolsets=toolsets, log_level=log_level)
+    serve_args = ["serve", "--http", *_daemon_args(settings, host, port, toolsets, log_level)]
+    supervisor = daemon.Supervisor(
+        daemon.DaemonFiles(settings.data_path),
+        serve_args,
+        auto_restart=settings.auto_restart,
+        workspace=settings.workspace,
+    )
+    raise typer.Exit(supervisor.run())
 
 
 @app.command()

@@ -199,6 +199,10 @@ class TandemApp:
             await self.rest(scope, receive, send)
 
 
+class ServeError(Exception):
+    """The HTTP server could not start (the port is taken, the address is not this machine's)."""
+
+
 async def serve_http(tandem: TandemServer, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve ``build_app(tandem)`` under uvicorn until stopped; ``on_ready`` gets the base URL once bound."""
     settings = tandem.settings
@@ -223,7 +227,15 @@ async def serve_http(tandem: TandemServer, on_ready: Callable[[str], None] | Non
         if on_ready is not None:
             on_ready(f"http://{host}:{sock[1]}")
 
+    failure: str | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(announce)
-        await server.serve()
-        tg.cancel_scope.cancel()
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn's way to say it could not start (it has logged the cause)
+            cause = exc.__context__
+            failure = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause or "see the log")
+        finally:
+            tg.cancel_scope.cancel()
+    if failure is not None:
+        raise ServeError(f"cannot listen on {settings.host}:{settings.port}: {failure}")
