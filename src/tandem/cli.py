@@ -333,6 +333,49 @@ def call(
         typer.echo(block.get("text") if block.get("type") == "text" else json.dumps(block))
 
 
+catalog_app = typer.Typer(help="The catalog of agents, skills and workflows.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("savings")
+def catalog_savings(
+    queries: Annotated[
+        Path | None,
+        typer.Option(help="YAML list of {kind, capability?, role?, context?} (default: a built-in everyday set)."),
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="The tiktoken encoding: o200k_base or cl100k_base.")] = "o200k_base",
+    limit: Annotated[int, typer.Option(min=1, max=20, help="Answers per query, as a client would ask.")] = 5,
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Tokens of the full agent / skill / command listing a client carries every turn, against the catalog's tool
+    definitions plus the answers to a query set: per query and in total, counted with a real tokenizer."""
+    import tempfile
+
+    from tandem.core.tokens import ENCODINGS
+    from tandem.toolsets.catalog.savings import SavingsError, load_queries, measure, report
+    from tandem.toolsets.catalog.service import Catalog
+
+    if encoding not in ENCODINGS:
+        raise _fail(f"unknown encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}")
+    settings = _settings(workspace)
+    try:
+        query_set = load_queries(queries)
+    except SavingsError as exc:
+        raise _fail(str(exc)) from None
+    tools = list(Registry.from_entry_points(["catalog"], []).toolsets["catalog"].tools.values())
+    # A scratch database: measuring must not add to the workspace's query log or patterns.
+    with tempfile.TemporaryDirectory(prefix="tandem-savings-") as scratch:
+        catalog = Catalog(settings.workspace, Path(scratch), settings.catalog).start(background=False)
+        try:
+            if not any(catalog.current.counts().values()):
+                raise _fail(f"nothing indexed in {settings.workspace}: no agents, skills or workflows found", code=1)
+            figures = measure(catalog, tools, query_set, limit=limit, encoding=encoding)  # type: ignore[arg-type]
+        finally:
+            catalog.close()
+    typer.echo(json.dumps(figures.as_dict(), indent=2) if as_json else "\n".join(report(figures)))
+
+
 def _parse_arguments(pairs: list[str]) -> dict[str, Any]:
     args: dict[str, Any] = {}
     for pair in pairs:

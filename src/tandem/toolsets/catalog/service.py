@@ -7,6 +7,7 @@ Answers are the seed's shapes: plain dicts, each with ``reasoning``, ``confidenc
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import resource
@@ -468,6 +469,11 @@ def _pattern_reasoning(matches: list[PatternMatch], threshold: float, stored: in
         f"pattern '{best.pattern.goal}' is {best.similarity:.2f} similar (0.5 TF-IDF cosine + 0.3 keyword overlap + "
         f"0.2 string similarity) with success rate {best.pattern.success_rate:.2f} over {best.pattern.uses} uses"
     )
+
+
+def answer_text(data: dict[str, Any]) -> str:
+    """An answer as the text a model reads: compact JSON (every byte of it is tokens)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def memory_mb() -> float:

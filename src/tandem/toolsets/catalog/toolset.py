@@ -4,7 +4,6 @@ learn from outcomes. Each tool is also a method of the plain JSON-RPC API (``POS
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -12,7 +11,7 @@ from pydantic import Field
 
 from tandem.core import CallContext, Toolset
 from tandem.core.content import Text, ToolResult
-from tandem.toolsets.catalog.service import Catalog
+from tandem.toolsets.catalog.service import Catalog, answer_text
 
 if TYPE_CHECKING:
     from tandem.config import Settings
@@ -48,7 +47,7 @@ def _catalog(ctx: CallContext) -> Catalog:
 
 def _answer(data: dict[str, Any]) -> ToolResult:
     """Compact JSON text (it is what a model reads, and tokens count) plus the same as structured content."""
-    return ToolResult(content=[Text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))], structured=data)
+    return ToolResult(content=[Text(answer_text(data))], structured=data)
 
 
 @toolset.tool(read_only=True, title="Find agents", rpc="queryAgents")
