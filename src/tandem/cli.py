@@ -208,6 +208,54 @@ def status(
         raise typer.Exit(1)
 
 
+@app.command()
+def init(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    toolsets: ToolsetsOpt = None,
+    workspace: WorkspaceOpt = None,
+    no_start: Annotated[bool, typer.Option("--no-start", help="Check and write the configuration only.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to be healthy.")] = 60.0,
+) -> None:
+    """Set Tandem up for this workspace: check the machine, start the daemon, verify its health, and write the
+    Claude Code (.mcp.json) and Claude Desktop configuration. Exit code 1 when a required check fails."""
+    from tandem import daemon, onboard
+
+    settings = _settings(workspace, host=host, port=port, toolsets=toolsets)
+    files = daemon.DaemonFiles(settings.data_path)
+    running = files.read_state().get("url") if files.running_pid() is not None else None
+    typer.echo(f"Tandem {__version__} in {settings.workspace}")
+    checks = onboard.check_environment(settings, daemon_url=running)
+    for check in checks:
+        typer.echo(f"  [{check.mark}] {check.name}: {check.detail}")
+    if failed := [c.name for c in checks if c.required and not c.ok]:
+        raise _fail(f"cannot continue: fix {', '.join(failed)} (above), then run 'tandem init' again", code=1)
+    url = running or f"http://{settings.host}:{settings.port}"
+    if not no_start:
+        if running is None:
+            try:
+                url = daemon.start(files, _daemon_args(settings, host, port, toolsets, None), timeout)["url"]
+            except daemon.DaemonError as exc:
+                raise _fail(str(exc), code=1) from None
+            typer.echo(f"started the daemon at {url} (log {files.log})")
+        else:
+            typer.echo(f"the daemon already runs at {url}")
+        report = daemon.status(files)
+        if report is None or "problem" in report or report["health"].get("status") != "healthy":
+            why = "it stopped" if report is None else report.get("problem") or report["health"].get("status")
+            raise _fail(f"the daemon is not healthy: {why}; see {files.log}", code=1)
+        typer.echo("\n".join(f"  {line}" for line in daemon.summary(report)[3:]))
+    try:
+        written, action = onboard.write_claude_code_config(settings.workspace, url)
+    except onboard.InitError as exc:
+        raise _fail(str(exc), code=1) from None
+    typer.echo(f"Claude Code: {written} {action} (mcpServers.tandem -> {url}/mcp)")
+    snippet = onboard.write_desktop_snippet(settings)
+    typer.echo(f"Claude Desktop: merge {snippet} into {onboard.desktop_config_path()} and restart Claude Desktop")
+    if no_start:
+        typer.echo("not started (--no-start): run 'tandem start' before the client connects")
+
+
 @app.command(hidden=True)
 def supervise(
     host: HostOpt = None,

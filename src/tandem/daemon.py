@@ -77,7 +77,7 @@ class DaemonFiles:
         """The supervisor's pid while one holds the pid file's lock; ``None`` otherwise (a stale file is removed)."""
         try:
             fd = os.open(self.pid, os.O_RDONLY)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no pid file, or no data directory to hold one
             return None
         try:
             try:
