@@ -20,7 +20,7 @@ CORPUS = Path(__file__).parent / "fixtures" / "catalog"
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     target = tmp_path / "ws"
-    shutil.copytree(CORPUS, target)
+    shutil.copytree(CORPUS, target, ignore=shutil.ignore_patterns(".tandem"))
     return target
 
 

@@ -31,7 +31,7 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Ve
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     target = tmp_path / "ws"
-    shutil.copytree(CORPUS, target)
+    shutil.copytree(CORPUS, target, ignore=shutil.ignore_patterns(".tandem"))
     return target
 
 

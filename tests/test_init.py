@@ -29,7 +29,7 @@ INITIALIZE = {
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[Path]:
     target = tmp_path / "ws"
-    shutil.copytree(CORPUS, target)
+    shutil.copytree(CORPUS, target, ignore=shutil.ignore_patterns(".tandem"))
     yield target
     files = DaemonFiles(target / ".tandem")
     if files.running_pid() is not None:

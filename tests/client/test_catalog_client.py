@@ -38,7 +38,7 @@ def free_port() -> int:
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     target = tmp_path / "ws"
-    shutil.copytree(CORPUS, target)
+    shutil.copytree(CORPUS, target, ignore=shutil.ignore_patterns(".tandem"))
     return target
 
 

@@ -28,7 +28,7 @@ TOP3_FLOOR = 0.96
 @pytest.fixture
 def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     workspace = tmp_path / "ws"
-    shutil.copytree(CORPUS, workspace)
+    shutil.copytree(CORPUS, workspace, ignore=shutil.ignore_patterns(".tandem"))
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))

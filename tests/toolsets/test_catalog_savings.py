@@ -35,7 +35,7 @@ def savings(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     target = tmp_path / "ws"
-    shutil.copytree(CORPUS, target)
+    shutil.copytree(CORPUS, target, ignore=shutil.ignore_patterns(".tandem"))
     return target
 
 
