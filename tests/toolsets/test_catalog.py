@@ -176,6 +176,25 @@ def test_the_file_watcher_reindexes_without_being_asked(corpus: Path, tmp_path: 
         service.close()
 
 
+def test_the_periodic_reindex_finds_what_no_watcher_saw(corpus: Path, tmp_path: Path) -> None:
+    # Watching off (a network file system, say): the periodic re-index is what picks the change up.
+    service = Catalog(corpus, tmp_path / "d4", CatalogSettings(watch=False, reindex_interval_s=1)).start()
+    try:
+        before = service.reindexes
+        (corpus / "plugins" / "mobile" / "agents" / "tizen-developer.md").write_text(
+            "---\nname: tizen-developer\ndescription: Samsung Tizen apps\ncapabilities: [tizen]\n---\nx\n"
+        )
+        deadline, found = time.monotonic() + 15, []
+        while time.monotonic() < deadline:
+            found = names(service.query_agents(capability="tizen"))
+            if found[:1] == ["tizen-developer"]:
+                break
+            time.sleep(0.1)
+        assert found[:1] == ["tizen-developer"] and service.reindexes > before and not service.watching
+    finally:
+        service.close()
+
+
 # -- ranking ----------------------------------------------------------------------------------------------------
 
 
