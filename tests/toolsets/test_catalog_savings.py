@@ -15,8 +15,8 @@ import yaml
 from tandem.toolsets.catalog.savings import SavingsError, load_queries
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "catalog"
-SAVED_FLOOR = 44.0
-"""What the built-in query set saves on the fixture corpus at the default limit (44.9%); a change that costs more
+SAVED_FLOOR = 47.0
+"""What the built-in query set saves on the fixture corpus at the default limit (48.0%); a change that costs more
 tokens than that fails."""
 
 

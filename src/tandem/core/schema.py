@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic.json_schema import GenerateJsonSchema
 
 from tandem.core.errors import InvalidArguments
 
@@ -74,7 +75,7 @@ def signature_of(fn: Callable[..., Any], *, context_type: type | None = None) ->
         **fields,
     )
     returns = hints.get("return", inspect.Signature.empty)
-    input_schema = model.model_json_schema()
+    input_schema = model.model_json_schema(schema_generator=_UntitledFields)
     input_schema.pop("title", None)
     input_schema.setdefault("properties", {})
     output_schema = None
@@ -88,6 +89,15 @@ def signature_of(fn: Callable[..., Any], *, context_type: type | None = None) ->
         input_schema=input_schema,
         output_schema=output_schema,
     )
+
+
+class _UntitledFields(GenerateJsonSchema):
+    """Input schemas without the titles pydantic makes from field names ("limit" -> "Limit"): a model reads every
+    tool's schema on every turn, and a title that repeats the name is tokens that say nothing. Titles given
+    explicitly (``Field(title=...)``) stay."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
 
 def _is_context(annotation: Any, context_type: type) -> bool:
