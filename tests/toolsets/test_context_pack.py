@@ -1,0 +1,108 @@
+"""pack_codebase on a real git repository with a .gitignore, dependencies, a lock file and a binary, through a
+real MCP client; every count checked against the tokenizer on the text the client received."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from tandem.core.tokens import count_tokens
+from tandem.toolsets.context.pack import directory_tree
+from tests.toolsets.calls import git, refused, serving
+
+pytestmark = pytest.mark.anyio
+
+APP = 'import os\n\n\ndef main() -> None:\n    """Entry point."""\n    print(os.getcwd())\n'
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    files = {
+        "src/app.py": APP,
+        "src/util/strings.py": "def shout(s: str) -> str:\n    return s.upper() + '!' * 40\n" * 20,
+        "README.md": "# Demo\n\nRun it:\n\n```sh\npython -m app\n```\n",
+        ".github/workflows/ci.yml": "on: push\njobs: {}\n",
+        ".gitignore": "secret.txt\nlogs/\n",
+        "secret.txt": "ignored by .gitignore\n",
+        "logs/run.log": "ignored directory\n",
+        "node_modules/left-pad/index.js": "module.exports = () => {}\n",
+        "package-lock.json": '{"lockfileVersion": 3}\n',
+    }
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content)
+    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    git(root.parent, "init", "-q", str(root))
+    return root
+
+
+@pytest.fixture
+async def client(workspace: Path) -> AsyncIterator[Client]:
+    async with serving(workspace, toolsets=["context"]) as connected:
+        yield connected
+
+
+async def pack(client: Client, **arguments: object) -> tuple[dict, str, str]:
+    result = await client.call_tool("pack_codebase", arguments)
+    assert not result.is_error, result.content[0].text
+    summary, output = (block.text for block in result.content)
+    return result.structured_content, summary, output
+
+
+PACKED = [".github/workflows/ci.yml", ".gitignore", "README.md", "src/app.py", "src/util/strings.py"]
+
+
+async def test_xml_pack_honours_ignores_and_counts_exactly(client: Client) -> None:
+    stats, summary, output = await pack(client)
+    files = [line.split('"')[1] for line in output.splitlines() if line.startswith("<file path=")]
+    assert files == PACKED  # not secret.txt, logs/, node_modules/, package-lock.json, logo.png
+    assert stats["skipped"] == [{"path": "logo.png", "reason": "binary"}]
+    assert stats["file_count"] == 5 and stats["root"] == "."
+    # The counts are of exactly the text the client received.
+    assert stats["total_tokens"] == count_tokens(output) and stats["total_chars"] == len(output)
+    assert stats["file_tokens"] < stats["total_tokens"]
+    assert stats["top_files"][0]["path"] == "src/util/strings.py"
+    assert [f["tokens"] for f in stats["top_files"]] == sorted((f["tokens"] for f in stats["top_files"]), reverse=True)
+    assert f"Packed 5 files from .: {stats['total_tokens']:,} tokens (o200k_base)" in summary
+    tree = ".github/\n  workflows/\n    ci.yml\nsrc/\n  util/\n    strings.py\n  app.py\n.gitignore\nREADME.md\n"
+    assert f"<directory_structure>\n{tree}</directory_structure>" in output
+    assert f'<file path="src/app.py">\n{APP.rstrip()}\n</file>' in output
+
+
+async def test_json_and_markdown_carry_every_byte(client: Client, workspace: Path) -> None:
+    stats, _, output = await pack(client, style="json")
+    data = json.loads(output)
+    assert sorted(data["files"]) == PACKED
+    assert all(data["files"][name] == (workspace / name).read_text() for name in PACKED)
+    assert stats["total_tokens"] == count_tokens(output)
+    _, _, markdown = await pack(client, style="markdown", include=["*.md", "*.py"])
+    # README.md holds a ``` fence: its own fence is longer, so the file cannot end the block early.
+    assert "## File: README.md\n````markdown\n# Demo" in markdown and "```\n````\n" in markdown
+    assert "## File: src/app.py\n```python\n" in markdown and ".github" not in markdown
+    _, _, plain = await pack(client, style="plain", path="src")
+    assert "File: src/app.py" in plain and "README.md" not in plain
+
+
+async def test_filters_encodings_and_bad_input(client: Client) -> None:
+    stats, _, output = await pack(client, ignore=["*.yml", "util"])
+    assert "ci.yml" not in output and "strings.py" not in output and stats["file_count"] == 3
+    o200k, _, _ = await pack(client, include=["*.py"])
+    cl100k, _, cl_output = await pack(client, include=["*.py"], encoding="cl100k_base")
+    assert cl100k["total_tokens"] == count_tokens(cl_output, "cl100k_base") != o200k["total_tokens"]
+    assert "outside the workspace" in await refused(client, "pack_codebase", path="../")
+    assert "without '!'" in await refused(client, "pack_codebase", ignore=["!*.py"])
+    # Arguments outside the schema are the protocol's invalid-params error, naming the argument.
+    with pytest.raises(MCPError, match="encoding: Input should be 'o200k_base' or 'cl100k_base'"):
+        await client.call_tool("pack_codebase", {"encoding": "p50k_base"})
+    with pytest.raises(MCPError, match="style"):
+        await client.call_tool("pack_codebase", {"style": "html"})
+
+
+def test_directory_tree_puts_directories_first() -> None:
+    assert directory_tree(["b.txt", "a/z.py", "a/b/c.py", "c/d.md"]) == "a/\n  b/\n    c.py\n  z.py\nc/\n  d.md\nb.txt"
