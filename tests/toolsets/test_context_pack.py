@@ -13,7 +13,7 @@ from mcp.shared.exceptions import MCPError
 
 from tandem.core.tokens import count_tokens
 from tandem.toolsets.context.pack import directory_tree
-from tests.toolsets.calls import git, refused, serving
+from tests.toolsets.calls import call, git, refused, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +69,7 @@ async def test_xml_pack_honours_ignores_and_counts_exactly(client: Client) -> No
     assert stats["file_tokens"] < stats["total_tokens"]
     assert stats["top_files"][0]["path"] == "src/util/strings.py"
     assert [f["tokens"] for f in stats["top_files"]] == sorted((f["tokens"] for f in stats["top_files"]), reverse=True)
-    assert f"Packed 5 files from .: {stats['total_tokens']:,} tokens (o200k_base)" in summary
+    assert f"Packed 5 files from . as pack {stats['pack_id']}: {stats['total_tokens']:,} tokens (o200k_base)" in summary
     tree = ".github/\n  workflows/\n    ci.yml\nsrc/\n  util/\n    strings.py\n  app.py\n.gitignore\nREADME.md\n"
     assert f"<directory_structure>\n{tree}</directory_structure>" in output
     assert f'<file path="src/app.py">\n{APP.rstrip()}\n</file>' in output
@@ -106,3 +106,68 @@ async def test_filters_encodings_and_bad_input(client: Client) -> None:
 
 def test_directory_tree_puts_directories_first() -> None:
     assert directory_tree(["b.txt", "a/z.py", "a/b/c.py", "c/d.md"]) == "a/\n  b/\n    c.py\n  z.py\nc/\n  d.md\nb.txt"
+
+
+async def test_line_numbers(client: Client) -> None:
+    _, _, output = await pack(client, include=["app.py"], line_numbers=True)
+    assert '<file path="src/app.py">\n1: import os\n2: \n3: \n4: def main() -> None:\n' in output
+
+
+async def test_a_token_budget_splits_into_parts_that_fit(client: Client, workspace: Path) -> None:
+    # One file far over the budget (split by lines) among small ones.
+    (workspace / "src" / "big.py").write_text("".join(f"value_{n} = {n} * {n}  # line {n}\n" for n in range(1500)))
+    whole, _, _ = await pack(client)
+    stats, summary, first = await pack(client, token_budget=2000)
+    parts = stats["parts"]
+    assert len(parts) >= whole["total_tokens"] // 2000 and "part 1 follows" in summary
+    texts = []
+    for part in parts:
+        answer = await client.call_tool("read_packed", {"pack_id": stats["pack_id"], "part": part["part"]})
+        texts.append(answer.content[1].text)
+        # Every part fits, counted on the text the client got back.
+        assert count_tokens(texts[-1]) == part["tokens"] <= 2000
+    assert texts[0] == first and "<directory_structure>" in first
+    assert all("<directory_structure>" not in t and t.startswith(f"Part {n}") for n, t in enumerate(texts[1:], 2))
+    # Nothing is lost or repeated: the pieces of big.py, in order, are the file.
+    pieces = [f for part in parts for f in part["files"] if f.startswith("src/big.py")]
+    assert len(pieces) > 1 and pieces[0] == "src/big.py (lines 1-" + pieces[0].split("-")[1]
+    joined = "".join(t for t in texts)
+    for n in (0, 777, 1499):
+        assert joined.count(f"value_{n} = {n} * {n}  # line {n}\n") == 1
+    past = await refused(client, "read_packed", pack_id=stats["pack_id"], part=len(parts) + 1)
+    assert f"has {len(parts)} parts" in past
+
+
+async def test_read_and_grep_a_stored_pack(client: Client, workspace: Path) -> None:
+    stats, _, output = await pack(client)
+    lines = output.splitlines()
+    page = await client.call_tool("read_packed", {"pack_id": stats["pack_id"], "start_line": 3, "end_line": 6})
+    assert page.content[1].text == "\n".join(lines[2:6]) + "\n"
+    assert page.structured_content["total_lines"] == len(lines)
+    found = await call(client, "grep_packed", pack_id=stats["pack_id"], pattern=r"def \w+\(", context=1)
+    assert [(m["file"], m["text"]) for m in found["matches"]][:2] == [
+        ("src/app.py", "def main() -> None:"),
+        ("src/util/strings.py", "def shout(s: str) -> str:"),
+    ]
+    assert all(lines[m["line"] - 1] == m["text"] for m in found["matches"]) and found["context"]
+    capped = await call(
+        client, "grep_packed", pack_id=stats["pack_id"], pattern="SHOUT", ignore_case=True, max_matches=3
+    )
+    assert len(capped["matches"]) == 3 and capped["truncated"]
+    # Packs outlive the server that made them.
+    async with serving(workspace, toolsets=["context"]) as again:
+        reread = await again.call_tool("read_packed", {"pack_id": stats["pack_id"], "end_line": 2})
+        assert reread.content[1].text == "\n".join(lines[:2]) + "\n"
+    assert "not a pack id" in await refused(client, "read_packed", pack_id="../../etc/passwd")
+    assert "no pack" in await refused(client, "read_packed", pack_id="0123456789ab")
+    assert "past its end" in await refused(client, "read_packed", pack_id=stats["pack_id"], start_line=10_000)
+    assert "refused" in await refused(client, "grep_packed", pack_id=stats["pack_id"], pattern="(unclosed")
+
+
+def test_the_oldest_packs_are_removed(tmp_path: Path) -> None:
+    from tandem.toolsets.context.store import PackStore
+
+    store = PackStore(tmp_path / "packs", keep=3)
+    ids = [store.save(f"pack {n}\n", {"style": "xml"}) for n in range(5)]
+    assert sorted(p.stem for p in (tmp_path / "packs").glob("*.txt")) == sorted(ids[2:])
+    assert store.get(ids[-1]).lines() == ["pack 4"]

@@ -94,6 +94,19 @@ class PackedFile:
     """Relative to the workspace, with ``/`` separators."""
     text: str
     tokens: int = 0
+    span: str = ""
+    """``"41-80"`` for one piece of a file split by lines to fit a token budget."""
+
+    @property
+    def shown(self) -> str:
+        return f"{self.path} (lines {self.span})" if self.span else self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    text: str
+    tokens: int
+    files: list[str]
 
 
 @dataclass
@@ -107,6 +120,8 @@ class Pack:
     skipped: list[dict[str, str]] = field(default_factory=list)
     output: str = ""
     total_tokens: int = 0
+    parts: list[Part] = field(default_factory=list)
+    """With a token budget: the output split at file boundaries (a file too large alone is split by lines)."""
 
     @property
     def total_chars(self) -> int:
@@ -147,48 +162,63 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def _header(pack: Pack) -> str:
-    return (
+def _header(pack: Pack, part: tuple[int, int] | None) -> str:
+    if part is not None and part[0] > 1:
+        return f"Part {part[0]} of {part[1]} of the files packed from {pack.root} (the directory structure: part 1)."
+    text = (
         f"This is a packed representation of {len(pack.files)} files from {pack.root}, produced by Tandem for an AI "
         "model to read: the directory structure first, then each file's path and full contents. Files ignored by "
         ".gitignore or Tandem's default ignores, and binary files, are not included."
     )
+    return text + (f" Part 1 of {part[1]}." if part is not None else "")
 
 
-def render(pack: Pack) -> str:
-    tree = directory_tree(f.path for f in pack.files)
+def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, int] | None = None) -> str:
+    """The pack as text; ``files`` and ``part`` (number, of) render one part of a split pack."""
+    chosen = pack.files if files is None else files
+    with_tree = part is None or part[0] == 1
+    tree = directory_tree(f.path for f in pack.files) if with_tree else ""
     if pack.style == "json":
-        return json.dumps(
-            {
-                "summary": _header(pack),
-                "directoryStructure": tree,
-                "files": {f.path: f.text for f in pack.files},
-            },
-            ensure_ascii=False,
-            indent=2,
-        )
-    parts: list[str] = []
+        data: dict[str, object] = {"summary": _header(pack, part)}
+        if with_tree:
+            data["directoryStructure"] = tree
+        data["files"] = {f.shown: f.text for f in chosen}
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    parts: list[str] = [_header(pack, part), ""]
     if pack.style == "xml":
-        parts += [_header(pack), "", "<directory_structure>", tree, "</directory_structure>", "", "<files>"]
-        for f in pack.files:
-            parts += [f'<file path="{_attribute(f.path)}">', f.text.rstrip("\n"), "</file>", ""]
+        if with_tree:
+            parts += ["<directory_structure>", tree, "</directory_structure>", ""]
+        parts.append("<files>")
+        for f in chosen:
+            span = f' lines="{f.span}"' if f.span else ""
+            parts += [f'<file path="{_attribute(f.path)}"{span}>', f.text.rstrip("\n"), "</file>", ""]
         parts.append("</files>")
     elif pack.style == "markdown":
-        parts += [_header(pack), "", "# Directory Structure", "```", tree, "```", "", "# Files", ""]
-        for f in pack.files:
+        if with_tree:
+            parts += ["# Directory Structure", "```", tree, "```", ""]
+        parts += ["# Files", ""]
+        for f in chosen:
             fence = _fence(f.text)
             language = _FENCE_LANGUAGES.get(PurePosixPath(f.path).suffix.lower(), "")
-            parts += [f"## File: {f.path}", f"{fence}{language}", f.text.rstrip("\n"), fence, ""]
+            parts += [f"## File: {f.shown}", f"{fence}{language}", f.text.rstrip("\n"), fence, ""]
     else:
         bar = "=" * 64
-        parts += [_header(pack), "", bar, "Directory Structure", bar, tree, ""]
-        for f in pack.files:
-            parts += [bar, f"File: {f.path}", bar, f.text.rstrip("\n"), ""]
+        if with_tree:
+            parts += [bar, "Directory Structure", bar, tree, ""]
+        for f in chosen:
+            parts += [bar, f"File: {f.shown}", bar, f.text.rstrip("\n"), ""]
     return "\n".join(parts) + "\n"
 
 
 def _attribute(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def numbered(text: str) -> str:
+    """``text`` with each line prefixed by its number, right-aligned (``  7: ...``)."""
+    lines = text.splitlines()
+    width = len(str(len(lines)))
+    return "\n".join(f"{n:>{width}}: {line}" for n, line in enumerate(lines, 1)) + ("\n" if lines else "")
 
 
 def build(
@@ -198,11 +228,70 @@ def build(
     style: Style = "xml",
     encoding: EncodingName = DEFAULT_ENCODING,
     skipped: list[dict[str, str]] | None = None,
+    line_numbers: bool = False,
+    token_budget: int | None = None,
 ) -> Pack:
-    """Count each file's tokens, render the pack and count its total (the figure that matters: what is sent)."""
+    """Count each file's tokens, render the pack and count its total (the figure that matters: what is sent);
+    with ``token_budget``, also split it into parts that each fit."""
+    if line_numbers:
+        files = [PackedFile(f.path, numbered(f.text)) for f in files]
     counts = count_many([f.text for f in files], encoding) if files else []
     counted = [PackedFile(f.path, f.text, n) for f, n in zip(files, counts, strict=True)]
     pack = Pack(root=root, style=style, encoding=encoding, files=counted, skipped=list(skipped or []))
     pack.output = render(pack)
     pack.total_tokens = count_tokens(pack.output, encoding)
+    if token_budget is not None:
+        pack.parts = split(pack, token_budget)
     return pack
+
+
+_WRAPPER_TOKENS = 24
+"""A file's share of the markup around it (path line, fence or tag, blank line), generously; every part is then
+counted exactly and split again if it is over."""
+
+
+def split(pack: Pack, budget: int) -> list[Part]:
+    """The pack in parts of at most ``budget`` tokens each, counted exactly; a part holding a single line longer
+    than the budget is the one part that can be over it."""
+    overhead = count_tokens(render(pack, [], (1, 2)), pack.encoding) + _WRAPPER_TOKENS
+    room = max(budget - overhead - _WRAPPER_TOKENS, 1)
+    pieces: list[PackedFile] = []
+    for f in pack.files:
+        pieces.extend([f] if f.tokens <= room else _by_lines(f, room, pack.encoding))
+    groups: list[list[PackedFile]] = []
+    current: list[PackedFile] = []
+    cost = overhead
+    for piece in pieces:
+        if current and cost + piece.tokens + _WRAPPER_TOKENS > budget:
+            groups.append(current)
+            current, cost = [], count_tokens(render(pack, [], (2, 2)), pack.encoding)
+        current.append(piece)
+        cost += piece.tokens + _WRAPPER_TOKENS
+    groups.append(current)
+    while True:  # exact counts; a group over the budget is halved until every one fits
+        total = len(groups)
+        texts = [render(pack, g, (n, total)) for n, g in enumerate(groups, 1)]
+        tokens = count_many(texts, pack.encoding)
+        over = next((i for i, t in enumerate(tokens) if t > budget and len(groups[i]) > 1), None)
+        if over is None:
+            return [Part(t, n, [f.shown for f in g]) for t, n, g in zip(texts, tokens, groups, strict=True)]
+        half = len(groups[over]) // 2
+        groups[over : over + 1] = [groups[over][:half], groups[over][half:]]
+
+
+def _by_lines(f: PackedFile, room: int, encoding: EncodingName) -> list[PackedFile]:
+    lines = f.text.splitlines(keepends=True)
+    counts = count_many(lines, encoding)
+    chunks: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for i, n in enumerate(counts):
+        if i > start and used + n > room:
+            chunks.append((start, i))
+            start, used = i, 0
+        used += n
+    chunks.append((start, len(lines)))
+    out = []
+    for a, b in chunks:
+        text = "".join(lines[a:b])
+        out.append(PackedFile(f.path, text, count_tokens(text, encoding), f"{a + 1}-{b}"))
+    return out

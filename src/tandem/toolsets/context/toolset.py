@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
 from tandem.core import CallContext, ToolError, Toolset, text_files
 from tandem.core.content import Text, ToolResult
-from tandem.core.file_list import list_files
+from tandem.core.file_list import list_files, ripgrep
 from tandem.core.tokens import EncodingName
 from tandem.core.workspace_path import relative_display
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
+from tandem.toolsets.context.store import PackStore
+
+if TYPE_CHECKING:
+    from tandem.config import Settings
 
 toolset = Toolset(
     "context",
@@ -20,6 +27,20 @@ toolset = Toolset(
 )
 
 MAX_PACK_FILES = 20_000
+MAX_READ_LINES = 2_000
+"""Lines read_packed returns at most in one call."""
+
+
+@toolset.service
+@contextlib.contextmanager
+def _packs(settings: Settings) -> Iterator[PackStore]:
+    yield PackStore(settings.data_path / "packs")
+
+
+def _store(ctx: CallContext) -> PackStore:
+    return ctx.service("context")
+
+
 Glob = Annotated[str, Field(min_length=1, max_length=300)]
 
 
@@ -52,7 +73,7 @@ def _read(root: Path, paths: list[Path], max_bytes: int) -> tuple[list[PackedFil
     return files, skipped
 
 
-def _stats(pack: Pack, top: int) -> dict[str, object]:
+def _stats(pack: Pack, top: int) -> dict[str, Any]:
     return {
         "root": pack.root,
         "style": pack.style,
@@ -66,6 +87,24 @@ def _stats(pack: Pack, top: int) -> dict[str, object]:
     }
 
 
+def _part_lines(pack: Pack) -> list[dict[str, Any]]:
+    """Each part's place in the stored text (1-based lines), its tokens and files."""
+    described, line = [], 1
+    for number, part in enumerate(pack.parts, 1):
+        count = part.text.count("\n")
+        described.append(
+            {
+                "part": number,
+                "tokens": part.tokens,
+                "start_line": line,
+                "end_line": line + count - 1,
+                "files": part.files,
+            }
+        )
+        line += count
+    return described
+
+
 @toolset.tool(read_only=True, title="Pack the codebase")
 async def pack_codebase(
     ctx: CallContext,
@@ -75,10 +114,16 @@ async def pack_codebase(
     style: Style = "xml",
     top_files: Annotated[int, Field(ge=0, le=100, description="How many of the largest files to list.")] = 5,
     encoding: Annotated[EncodingName, Field(description="tiktoken encoding the counts use.")] = "o200k_base",
+    line_numbers: Annotated[bool, Field(description="Number each file's lines.")] = False,
+    token_budget: Annotated[
+        int | None, Field(ge=500, le=10_000_000, description="Split into parts of at most this many tokens.")
+    ] = None,
 ) -> ToolResult:
     """Pack files of the workspace into one text for a model: the directory tree, then every file with its path.
     .gitignore is honoured, dependencies, builds, caches and lock files are left out, binaries are skipped. The
-    result starts with the counts (total tokens, the largest files, what was skipped), then the pack itself."""
+    result starts with the counts (total tokens, the largest files, what was skipped), then the pack itself; with
+    ``token_budget``, only part 1 follows, and read_packed(pack_id, part=N) gives the others. Every pack is kept
+    under its ``pack_id`` for read_packed and grep_packed."""
     root = ctx.path(path)
     listed, cut = await list_files(
         ctx.commands, [root], globs=_globs(include, ignore), include_hidden=True, max_files=MAX_PACK_FILES
@@ -86,16 +131,126 @@ async def pack_codebase(
     await ctx.report_progress(0, len(listed), f"reading {len(listed)} files")
     files, skipped = await ctx.run_sync(lambda: _read(ctx.workspace, listed, ctx.settings.max_file_bytes))
     await ctx.report_progress(len(listed) / 2, len(listed), "counting tokens")
+    shown_root = relative_display(ctx.workspace, root)
     pack = await ctx.run_sync(
-        lambda: build(relative_display(ctx.workspace, root), files, style=style, encoding=encoding, skipped=skipped)
+        lambda: build(
+            shown_root,
+            files,
+            style=style,
+            encoding=encoding,
+            skipped=skipped,
+            line_numbers=line_numbers,
+            token_budget=token_budget,
+        )
     )
-    await ctx.report_progress(len(listed), len(listed), "packed")
     stats = _stats(pack, top_files)
     if cut:
         stats["truncated"] = f"only the first {MAX_PACK_FILES} files were packed"
-    largest = ", ".join(f"{f['path']} ({f['tokens']:,})" for f in stats["top_files"])  # type: ignore[attr-defined]
+    stored = "".join(part.text for part in pack.parts) if pack.parts else pack.output
+    if pack.parts:
+        stats["parts"] = _part_lines(pack)
+    stats["pack_id"] = await ctx.run_sync(lambda: _store(ctx).save(stored, stats))
+    await ctx.report_progress(len(listed), len(listed), "packed")
+    largest = ", ".join(f"{f['path']} ({f['tokens']:,})" for f in stats["top_files"])
     summary = (
-        f"Packed {len(pack.files)} files from {pack.root}: {pack.total_tokens:,} tokens ({encoding}), "
-        f"{pack.total_chars:,} characters; {len(skipped)} skipped" + (f"; largest: {largest}" if largest else "")
+        f"Packed {len(pack.files)} files from {pack.root} as pack {stats['pack_id']}: {pack.total_tokens:,} tokens "
+        f"({encoding}), {pack.total_chars:,} characters; {len(skipped)} skipped"
+        + (f"; largest: {largest}" if largest else "")
+        + (f"; {len(pack.parts)} parts of at most {token_budget:,} tokens, part 1 follows" if pack.parts else "")
     )
-    return ToolResult(content=[Text(summary), Text(pack.output)], structured=stats)
+    body = pack.parts[0].text if pack.parts else pack.output
+    return ToolResult(content=[Text(summary), Text(body)], structured=stats)
+
+
+PackId = Annotated[str, Field(min_length=1, max_length=40, description="The pack_id pack_codebase returned.")]
+
+
+@toolset.tool(read_only=True, title="Read a stored pack")
+async def read_packed(
+    ctx: CallContext,
+    pack_id: PackId,
+    start_line: Annotated[int, Field(ge=1)] = 1,
+    end_line: Annotated[int | None, Field(ge=1)] = None,
+    part: Annotated[int | None, Field(ge=1, description="One part of a pack split by token_budget.")] = None,
+) -> ToolResult:
+    """Lines of a stored pack (1-based, inclusive; at most 2,000 a call), or one whole part of a split pack."""
+    stored = await ctx.run_sync(lambda: _store(ctx).get(pack_id))
+    lines = await ctx.run_sync(stored.lines)
+    if part is not None:
+        parts = stored.meta.get("parts") or []
+        if part > len(parts):
+            raise ToolError(f"pack {pack_id} has {len(parts) or 'no'} parts" + ("" if parts else " (no token_budget)"))
+        start_line, end_line = parts[part - 1]["start_line"], parts[part - 1]["end_line"]
+    elif start_line > len(lines):
+        raise ToolError(f"pack {pack_id} has {len(lines)} lines; start_line {start_line} is past its end")
+    elif end_line is None:
+        end_line = min(len(lines), start_line + MAX_READ_LINES - 1)
+    if end_line < start_line:
+        raise ToolError(f"end_line {end_line} is before start_line {start_line}")
+    if part is None and end_line - start_line + 1 > MAX_READ_LINES:
+        raise ToolError(
+            f"at most {MAX_READ_LINES} lines a call; ask for {start_line}-{start_line + MAX_READ_LINES - 1}"
+        )
+    end_line = min(end_line, len(lines))
+    text = "\n".join(lines[start_line - 1 : end_line]) + "\n"
+    info = {"pack_id": pack_id, "start_line": start_line, "end_line": end_line, "total_lines": len(lines)}
+    more = f"; more from line {end_line + 1}" if end_line < len(lines) else ""
+    return ToolResult(
+        content=[Text(f"pack {pack_id}: lines {start_line}-{end_line} of {len(lines)}{more}"), Text(text)],
+        structured=info if part is None else {**info, "part": part},
+    )
+
+
+@toolset.tool(read_only=True, title="Search a stored pack")
+async def grep_packed(
+    ctx: CallContext,
+    pack_id: PackId,
+    pattern: Annotated[str, Field(min_length=1, max_length=1000, description="A regular expression (ripgrep's).")],
+    context: Annotated[int, Field(ge=0, le=20, description="Lines shown around each match.")] = 0,
+    ignore_case: bool = False,
+    max_matches: Annotated[int, Field(ge=1, le=1000)] = 100,
+) -> ToolResult:
+    """Lines of a stored pack matching ``pattern``, with their line numbers (for read_packed) and the file each is
+    in. The regex syntax is ripgrep's (linear time: no pattern can hang it)."""
+    stored = await ctx.run_sync(lambda: _store(ctx).get(pack_id))
+    args = [ripgrep(), "--json", "--max-count", str(max_matches), "--context", str(context)]
+    args += ["--ignore-case"] if ignore_case else []
+    result = await ctx.commands.run(
+        [*args, "--regexp", pattern, "--", str(stored.text_path)], timeout_s=60, keep_head=True
+    )
+    if result.exit_code not in (0, 1):
+        raise ToolError(f"the pattern was refused: {result.stderr.strip().splitlines()[-1] if result.stderr else ''}")
+    lines = await ctx.run_sync(stored.lines)
+    owner = _line_owners(lines, stored.meta.get("style", "xml"))
+    matches, context_lines = [], []
+    for raw in result.stdout.splitlines():
+        event = json.loads(raw)
+        if event["type"] not in ("match", "context"):
+            continue
+        number = event["data"]["line_number"]
+        entry = {"line": number, "text": lines[number - 1], "file": owner.get(number)}
+        (matches if event["type"] == "match" else context_lines).append(entry)
+    truncated = len(matches) >= max_matches
+    data = {"pack_id": pack_id, "matches": matches, "context": context_lines, "truncated": truncated}
+    shown = sorted(matches + context_lines, key=lambda m: m["line"])
+    text = "\n".join(f"{m['line']}{':' if m in matches else '-'} {m['text']}" for m in shown)
+    head = f"{len(matches)}{'+' if truncated else ''} matching line(s) in pack {pack_id}"
+    return ToolResult(content=[Text(head), Text(text + "\n" if text else "")], structured=data)
+
+
+def _line_owners(lines: list[str], style: str) -> dict[int, str]:
+    """Which packed file each line of the pack belongs to (by the markers the style writes)."""
+    owners: dict[int, str] = {}
+    current: str | None = None
+    for number, line in enumerate(lines, 1):
+        if style == "xml" and line.startswith('<file path="'):
+            current = line.split('"')[1].replace("&quot;", '"').replace("&lt;", "<").replace("&amp;", "&")
+        elif style == "markdown" and line.startswith("## File: "):
+            current = line[len("## File: ") :].split(" (lines ")[0]
+        elif style == "plain" and line.startswith("File: "):
+            current = line[len("File: ") :].split(" (lines ")[0]
+        elif style == "xml" and line == "</files>":
+            current = None
+        if current is not None:
+            owners[number] = current
+    return owners
