@@ -69,3 +69,23 @@ def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> No
     assert done.returncode == 1
     assert f"tandem: cannot listen on 127.0.0.1:{port}: " in done.stderr and "address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_pack_writes_the_pack_and_its_parts(tmp_path: Path) -> None:
+    from tandem.core.tokens import count_tokens
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("".join(f"def f{n}(x):\n    return x * {n}\n\n" for n in range(400)))
+    (tmp_path / "README.md").write_text("# Demo\n")
+    whole = tandem("pack", "-o", "out.md", "--style", "markdown", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    text = (tmp_path / "out.md").read_text()
+    assert "## File: src/a.py\n```python\ndef f0(x):" in text and "## File: README.md" in text
+    assert f"{count_tokens(text):,} tokens (o200k_base)" in whole.stdout
+    split = tandem("pack", "src", "-o", "part.xml", "--token-budget", "1000", "--line-numbers", cwd=tmp_path)
+    assert split.returncode == 0, split.stderr
+    parts = sorted(tmp_path.glob("part-*.xml"))
+    assert len(parts) >= 3 and all(count_tokens(p.read_text()) <= 1000 for p in parts)
+    assert '<file path="src/a.py" lines="1-' in parts[0].read_text() and "README" not in split.stdout
+    outside = tandem("pack", "..", cwd=tmp_path)
+    assert outside.returncode == 1 and "outside the workspace" in outside.stderr

@@ -351,26 +351,7 @@ def call(
 ) -> None:
     """Call a tool in-process and print its result."""
     settings = _settings(workspace, toolsets=toolsets)
-    registry = _registry(settings)
-    args = _parse_arguments(arguments or [])
-    from tandem.server import TandemServer
-
-    tandem = TandemServer(registry, settings)
-    try:
-        found = registry.tool(tool)
-        with tandem.services.held() as services:
-            result = anyio.run(
-                found.invoke,
-                args,
-                CallContext(
-                    workspace=settings.workspace, settings=settings, server_status=tandem.status, services=services
-                ),
-            )
-    except (NotFound, InvalidArguments) as exc:
-        raise _fail(str(exc)) from None
-    except ToolError as exc:
-        raise _fail(f"{tool}: {exc}", code=1) from None
-    wire = tandem.tool_result(result).model_dump(mode="json", by_alias=True, exclude_none=True)
+    wire = _invoke(settings, _registry(settings), tool, _parse_arguments(arguments or []))
     if as_json:
         typer.echo(json.dumps(wire, indent=2, ensure_ascii=False))
         return
@@ -422,6 +403,69 @@ def catalog_savings(
         finally:
             catalog.close()
     typer.echo(json.dumps(figures.as_dict(), indent=2) if as_json else "\n".join(report(figures)))
+
+
+def _invoke(settings: Settings, registry: Registry, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Call ``tool`` in-process, as a client would over MCP; its result as the wire's JSON. Errors exit."""
+    from tandem.server import TandemServer
+
+    tandem = TandemServer(registry, settings)
+    try:
+        found = registry.tool(tool)
+        with tandem.services.held() as services:
+            result = anyio.run(
+                found.invoke,
+                args,
+                CallContext(
+                    workspace=settings.workspace, settings=settings, server_status=tandem.status, services=services
+                ),
+            )
+    except (NotFound, InvalidArguments) as exc:
+        raise _fail(str(exc)) from None
+    except ToolError as exc:
+        raise _fail(f"{tool}: {exc}", code=1) from None
+    return tandem.tool_result(result).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+_PACK_SUFFIX = {"xml": ".xml", "markdown": ".md", "plain": ".txt", "json": ".json"}
+
+
+@app.command()
+def pack(
+    path: Annotated[str, typer.Argument(help="Directory or file of the workspace to pack.")] = ".",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write it (default: tandem-pack.<style> here).")
+    ] = None,
+    style: Annotated[str, typer.Option(help="xml, markdown, plain or json.")] = "xml",
+    include: Annotated[list[str] | None, typer.Option(help="Only files matching this glob (repeatable).")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(help="Leave out this glob too (repeatable).")] = None,
+    line_numbers: Annotated[bool, typer.Option("--line-numbers", help="Number each file's lines.")] = False,
+    token_budget: Annotated[
+        int | None, typer.Option(help="Split into files of at most this many tokens (-1, -2, ... before the suffix).")
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="o200k_base or cl100k_base.")] = "o200k_base",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Pack the codebase into one file for a model (what the pack_codebase tool returns), with token counts."""
+    from tandem.toolsets.context.store import PackStore
+
+    settings = _settings(workspace, toolsets="context")
+    args: dict[str, Any] = {"path": path, "style": style, "line_numbers": line_numbers, "encoding": encoding}
+    args |= {k: v for k, v in (("include", include), ("ignore", ignore), ("token_budget", token_budget)) if v}
+    wire = _invoke(settings, _registry(settings), "pack_codebase", args)
+    if wire.get("isError"):
+        raise _fail(wire["content"][0]["text"], code=1)
+    stats = wire["structuredContent"]
+    target = output or Path(f"tandem-pack{_PACK_SUFFIX.get(style, '.txt')}")
+    lines = PackStore(settings.data_path / "packs").get(stats["pack_id"]).lines()
+    written = []
+    for number, part in enumerate(stats.get("parts") or [None], 1):
+        chosen = lines if part is None else lines[part["start_line"] - 1 : part["end_line"]]
+        where = target if part is None else target.with_name(f"{target.stem}-{number}{target.suffix}")
+        where.write_text("\n".join(chosen) + "\n", encoding="utf-8")
+        written.append(str(where))
+    typer.echo(wire["content"][0]["text"])
+    typer.echo(f"written: {', '.join(written)}")
 
 
 def _parse_arguments(pairs: list[str]) -> dict[str, Any]:

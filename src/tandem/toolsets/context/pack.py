@@ -255,18 +255,20 @@ def split(pack: Pack, budget: int) -> list[Part]:
     than the budget is the one part that can be over it."""
     overhead = count_tokens(render(pack, [], (1, 2)), pack.encoding) + _WRAPPER_TOKENS
     room = max(budget - overhead - _WRAPPER_TOKENS, 1)
-    pieces: list[PackedFile] = []
-    for f in pack.files:
-        pieces.extend([f] if f.tokens <= room else _by_lines(f, room, pack.encoding))
     groups: list[list[PackedFile]] = []
     current: list[PackedFile] = []
     cost = overhead
-    for piece in pieces:
-        if current and cost + piece.tokens + _WRAPPER_TOKENS > budget:
-            groups.append(current)
-            current, cost = [], count_tokens(render(pack, [], (2, 2)), pack.encoding)
-        current.append(piece)
-        cost += piece.tokens + _WRAPPER_TOKENS
+    later_header = count_tokens(render(pack, [], (2, 2)), pack.encoding)
+    for f in pack.files:
+        # A file too large for any part is cut by lines, its first piece filling what is left of this part.
+        left = budget - cost - _WRAPPER_TOKENS
+        pieces = [f] if f.tokens <= room else _by_lines(f, left if left >= room // 4 else room, room, pack.encoding)
+        for piece in pieces:
+            if current and cost + piece.tokens + _WRAPPER_TOKENS > budget:
+                groups.append(current)
+                current, cost = [], later_header
+            current.append(piece)
+            cost += piece.tokens + _WRAPPER_TOKENS
     groups.append(current)
     while True:  # exact counts; a group over the budget is halved until every one fits
         total = len(groups)
@@ -279,15 +281,16 @@ def split(pack: Pack, budget: int) -> list[Part]:
         groups[over : over + 1] = [groups[over][:half], groups[over][half:]]
 
 
-def _by_lines(f: PackedFile, room: int, encoding: EncodingName) -> list[PackedFile]:
+def _by_lines(f: PackedFile, first: int, room: int, encoding: EncodingName) -> list[PackedFile]:
+    """``f`` in pieces of whole lines: the first of about ``first`` tokens, the others of about ``room``."""
     lines = f.text.splitlines(keepends=True)
     counts = count_many(lines, encoding)
     chunks: list[tuple[int, int]] = []
-    start, used = 0, 0
+    start, used, limit = 0, 0, first
     for i, n in enumerate(counts):
-        if i > start and used + n > room:
+        if i > start and used + n > limit:
             chunks.append((start, i))
-            start, used = i, 0
+            start, used, limit = i, 0, room
         used += n
     chunks.append((start, len(lines)))
     out = []
