@@ -171,3 +171,21 @@ def test_the_oldest_packs_are_removed(tmp_path: Path) -> None:
     ids = [store.save(f"pack {n}\n", {"style": "xml"}) for n in range(5)]
     assert sorted(p.stem for p in (tmp_path / "packs").glob("*.txt")) == sorted(ids[2:])
     assert store.get(ids[-1]).lines() == ["pack 4"]
+
+
+async def test_the_git_diff_and_log_follow_the_files(client: Client, workspace: Path) -> None:
+    before = await client.call_tool("pack_codebase", {"include_diff": True, "include_log": True})
+    assert "(no commits yet)" in before.content[1].text  # a repository without commits is no error
+    git(workspace, "add", "-A")
+    git(workspace, "-c", "user.name=Ada", "-c", "user.email=ada@example.com", "commit", "-qm", "first commit")
+    (workspace / "src" / "app.py").write_text(APP.replace("os.getcwd()", "'changed'"))
+    stats, _, output = await pack(client, include_diff=True, include_log=True, log_count=5)
+    diff = output.split("<git_diff>\n", 1)[1].split("\n</git_diff>", 1)[0]
+    assert "-    print(os.getcwd())\n+    print('changed')" in diff and diff.startswith("diff --git a/src/app.py")
+    assert "<git_log>\n" in output and "Ada\n    first commit\n</git_log>" in output
+    assert output.index("</files>") < output.index("<git_diff>") < output.index("<git_log>")
+    assert stats["file_count"] == 5 and stats["total_tokens"] == count_tokens(output)
+    _, _, markdown = await pack(client, style="markdown", include_diff=True)
+    assert "# Git diff (working tree against HEAD)\n```diff\ndiff --git" in markdown
+    data = json.loads((await pack(client, style="json", include_log=True))[2])
+    assert "first commit" in data["gitLog"] and "git log" not in data["files"]

@@ -96,6 +96,8 @@ class PackedFile:
     tokens: int = 0
     span: str = ""
     """``"41-80"`` for one piece of a file split by lines to fit a token budget."""
+    kind: Literal["file", "git_diff", "git_log"] = "file"
+    """A workspace file, or one of the git sections after the files."""
 
     @property
     def shown(self) -> str:
@@ -120,6 +122,8 @@ class Pack:
     skipped: list[dict[str, str]] = field(default_factory=list)
     output: str = ""
     total_tokens: int = 0
+    sections: list[PackedFile] = field(default_factory=list)
+    """The git diff and log, when asked for: after the files, not in the tree or the file counts."""
     parts: list[Part] = field(default_factory=list)
     """With a token budget: the output split at file boundaries (a file too large alone is split by lines)."""
 
@@ -175,7 +179,9 @@ def _header(pack: Pack, part: tuple[int, int] | None) -> str:
 
 def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, int] | None = None) -> str:
     """The pack as text; ``files`` and ``part`` (number, of) render one part of a split pack."""
-    chosen = pack.files if files is None else files
+    everything = [*pack.files, *pack.sections] if files is None else files
+    chosen = [f for f in everything if f.kind == "file"]
+    sections = [f for f in everything if f.kind != "file"]
     with_tree = part is None or part[0] == 1
     tree = directory_tree(f.path for f in pack.files) if with_tree else ""
     if pack.style == "json":
@@ -183,6 +189,9 @@ def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, i
         if with_tree:
             data["directoryStructure"] = tree
         data["files"] = {f.shown: f.text for f in chosen}
+        for section in sections:
+            key = "gitDiff" if section.kind == "git_diff" else "gitLog"
+            data[key] = str(data.get(key, "")) + section.text
         return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     parts: list[str] = [_header(pack, part), ""]
     if pack.style == "xml":
@@ -193,6 +202,9 @@ def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, i
             span = f' lines="{f.span}"' if f.span else ""
             parts += [f'<file path="{_attribute(f.path)}"{span}>', f.text.rstrip("\n"), "</file>", ""]
         parts.append("</files>")
+        for section in sections:
+            span = f' lines="{section.span}"' if section.span else ""
+            parts += ["", f"<{section.kind}{span}>", section.text.rstrip("\n"), f"</{section.kind}>"]
     elif pack.style == "markdown":
         if with_tree:
             parts += ["# Directory Structure", "```", tree, "```", ""]
@@ -201,13 +213,27 @@ def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, i
             fence = _fence(f.text)
             language = _FENCE_LANGUAGES.get(PurePosixPath(f.path).suffix.lower(), "")
             parts += [f"## File: {f.shown}", f"{fence}{language}", f.text.rstrip("\n"), fence, ""]
+        for section in sections:
+            fence = _fence(section.text)
+            language = "diff" if section.kind == "git_diff" else ""
+            parts += [f"# {_TITLES[section.kind]}{_lines(section)}", f"{fence}{language}", section.text.rstrip("\n")]
+            parts += [fence, ""]
     else:
         bar = "=" * 64
         if with_tree:
             parts += [bar, "Directory Structure", bar, tree, ""]
         for f in chosen:
             parts += [bar, f"File: {f.shown}", bar, f.text.rstrip("\n"), ""]
+        for section in sections:
+            parts += [bar, f"{_TITLES[section.kind]}{_lines(section)}", bar, section.text.rstrip("\n"), ""]
     return "\n".join(parts) + "\n"
+
+
+_TITLES = {"git_diff": "Git diff (working tree against HEAD)", "git_log": "Git log (newest first)"}
+
+
+def _lines(piece: PackedFile) -> str:
+    return f" (lines {piece.span})" if piece.span else ""
 
 
 def _attribute(value: str) -> str:
@@ -230,6 +256,7 @@ def build(
     skipped: list[dict[str, str]] | None = None,
     line_numbers: bool = False,
     token_budget: int | None = None,
+    sections: list[PackedFile] | None = None,
 ) -> Pack:
     """Count each file's tokens, render the pack and count its total (the figure that matters: what is sent);
     with ``token_budget``, also split it into parts that each fit."""
@@ -238,6 +265,11 @@ def build(
     counts = count_many([f.text for f in files], encoding) if files else []
     counted = [PackedFile(f.path, f.text, n) for f, n in zip(files, counts, strict=True)]
     pack = Pack(root=root, style=style, encoding=encoding, files=counted, skipped=list(skipped or []))
+    extra = list(sections or [])
+    pack.sections = [
+        PackedFile(x.path, x.text, n, kind=x.kind)
+        for x, n in zip(extra, count_many([x.text for x in extra], encoding) if extra else [], strict=True)
+    ]
     pack.output = render(pack)
     pack.total_tokens = count_tokens(pack.output, encoding)
     if token_budget is not None:
@@ -259,7 +291,7 @@ def split(pack: Pack, budget: int) -> list[Part]:
     current: list[PackedFile] = []
     cost = overhead
     later_header = count_tokens(render(pack, [], (2, 2)), pack.encoding)
-    for f in pack.files:
+    for f in [*pack.files, *pack.sections]:
         # A file too large for any part is cut by lines, its first piece filling what is left of this part.
         left = budget - cost - _WRAPPER_TOKENS
         pieces = [f] if f.tokens <= room else _by_lines(f, left if left >= room // 4 else room, room, pack.encoding)
@@ -296,5 +328,5 @@ def _by_lines(f: PackedFile, first: int, room: int, encoding: EncodingName) -> l
     out = []
     for a, b in chunks:
         text = "".join(lines[a:b])
-        out.append(PackedFile(f.path, text, count_tokens(text, encoding), f"{a + 1}-{b}"))
+        out.append(PackedFile(f.path, text, count_tokens(text, encoding), f"{a + 1}-{b}", f.kind))
     return out

@@ -13,6 +13,7 @@ from pydantic import Field
 from tandem.core import CallContext, ToolError, Toolset, text_files
 from tandem.core.content import Text, ToolResult
 from tandem.core.file_list import list_files, ripgrep
+from tandem.core.git_command import open_repository
 from tandem.core.tokens import EncodingName
 from tandem.core.workspace_path import relative_display
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
@@ -118,6 +119,9 @@ async def pack_codebase(
     token_budget: Annotated[
         int | None, Field(ge=500, le=10_000_000, description="Split into parts of at most this many tokens.")
     ] = None,
+    include_diff: Annotated[bool, Field(description="Add the git diff of the working tree against HEAD.")] = False,
+    include_log: Annotated[bool, Field(description="Add the recent git log.")] = False,
+    log_count: Annotated[int, Field(ge=1, le=500, description="Commits in the log.")] = 20,
 ) -> ToolResult:
     """Pack files of the workspace into one text for a model: the directory tree, then every file with its path.
     .gitignore is honoured, dependencies, builds, caches and lock files are left out, binaries are skipped. The
@@ -132,6 +136,7 @@ async def pack_codebase(
     files, skipped = await ctx.run_sync(lambda: _read(ctx.workspace, listed, ctx.settings.max_file_bytes))
     await ctx.report_progress(len(listed) / 2, len(listed), "counting tokens")
     shown_root = relative_display(ctx.workspace, root)
+    sections = await _git_sections(ctx, root, include_diff, include_log, log_count)
     pack = await ctx.run_sync(
         lambda: build(
             shown_root,
@@ -141,6 +146,7 @@ async def pack_codebase(
             skipped=skipped,
             line_numbers=line_numbers,
             token_budget=token_budget,
+            sections=sections,
         )
     )
     stats = _stats(pack, top_files)
@@ -160,6 +166,33 @@ async def pack_codebase(
     )
     body = pack.parts[0].text if pack.parts else pack.output
     return ToolResult(content=[Text(summary), Text(body)], structured=stats)
+
+
+async def _git_sections(ctx: CallContext, root: Path, diff: bool, log: bool, log_count: int) -> list[PackedFile]:
+    """The diff (staged and unstaged, against HEAD) and the log of the repository holding ``root``, through the
+    one git runner (the repository's config cannot run programs)."""
+    if not (diff or log):
+        return []
+    directory = root if await ctx.run_sync(root.is_dir) else root.parent
+    repo = await open_repository(
+        ctx.commands, ctx.workspace, ctx.settings.git, relative_display(ctx.workspace, directory), ctx.roots
+    )
+    has_head = (await repo.run(["rev-parse", "--verify", "--quiet", "HEAD"], check=False, read_only=True)).ok
+    sections = []
+    if diff:
+        against = ["HEAD"] if has_head else ["--cached"]  # before the first commit: what is staged
+        shown = await repo.run(["diff", "--no-color", "--no-ext-diff", *against], read_only=True)
+        sections.append(PackedFile("git diff", shown.stdout or "(no changes)\n", kind="git_diff"))
+    if log:
+        text = "(no commits yet)\n"
+        if has_head:
+            listed = await repo.run(
+                ["log", f"--max-count={log_count}", "--no-color", "--date=iso-strict", "--format=%h %ad %an%n    %s"],
+                read_only=True,
+            )
+            text = listed.stdout
+        sections.append(PackedFile("git log", text, kind="git_log"))
+    return sections
 
 
 PackId = Annotated[str, Field(min_length=1, max_length=40, description="The pack_id pack_codebase returned.")]
