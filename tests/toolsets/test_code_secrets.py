@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from tandem.toolsets.code.secret_scan import redact
+from tandem.core.secret_engine import redact
 from tests.toolsets.calls import call, git, refused, serving, text
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("git_identity")]

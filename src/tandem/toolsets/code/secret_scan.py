@@ -8,32 +8,24 @@ imports): those would run code from the repository, so only detect-secrets' own 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
 import re
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import Future
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from tandem.core import CallContext, ToolError, open_in_workspace, text_files, worker_processes
+from tandem.core import CallContext, ToolError, text_files, worker_processes
 from tandem.core.file_list import list_files
 from tandem.core.git_command import Repository, open_repository, revision
+from tandem.core.secret_engine import Config, scan_diff_text, scan_files
 from tandem.toolsets.code.toolset import toolset
 
 BASELINE = ".secrets.baseline"
-BATCH = 8
-"""Files per worker task: small, so that every worker process stays busy (one large file can take seconds)."""
 MAX_FILES = 50_000
 MAX_DIFF_BYTES = 64 * 1024 * 1024
-SHOWN_LINE = 200
 SHOWN_SKIPPED = 50
-REDACTED = "<redacted>"
 _OWN_FILTER = re.compile(
     r"detect_secrets\.filters\.(allowlist|common|heuristic|regex|wordlist|gibberish)\.[a-z][a-z_]*"
 )
@@ -42,7 +34,6 @@ FILTER_FILES = {
     "detect_secrets.filters.gibberish.should_exclude_secret": "model",
 }
 """Filters that read a file the baseline names, and the key naming it: that file must be in the workspace."""
-Config = dict[str, Any]
 
 
 class Secret(BaseModel):
@@ -79,140 +70,6 @@ class SecretReport(BaseModel):
         lines = [f"{total} secret(s) in {files} file(s) ({kinds}){kept}"]
         lines += [f"{s.path}:{s.line}: {s.type}: {s.redacted}" for s in self.secrets[:20]]
         return "\n".join(lines)
-
-
-def mask(value: str) -> str:
-    """What stands in for a secret: its first two characters of a long one (a key's kind), never more."""
-    return value[:2] + "*" * 8 if len(value) >= 16 else "*" * 8
-
-
-def redact(line: str, values: list[str | None]) -> str:
-    """``line`` with every occurrence of every secret in ``values`` masked (overlapping ones as one). Wholly
-    ``<redacted>`` when a secret is not in the line as written: detect-secrets reads YAML and INI values decoded, so
-    the line may hold the secret in an escaped form that no replacement would catch."""
-    if any(not value or value not in line for value in values):
-        return REDACTED
-    found: list[tuple[int, int]] = []
-    for value in values:
-        at = line.find(value)  # every occurrence, overlapping ones too
-        while at >= 0:
-            found.append((at, at + len(value)))
-            at = line.find(value, at + 1)
-    spans: list[list[int]] = []
-    for start, end in sorted(found):
-        if spans and start <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], end)
-        else:
-            spans.append([start, end])
-    for start, end in reversed(spans):
-        line = line[:start] + mask(line[start:end]) + line[end:]
-    line = line.strip()
-    return line if len(line) <= SHOWN_LINE else line[:SHOWN_LINE] + " [...]"
-
-
-def _found(secrets: list[Any], lines_of: dict[str, dict[int, str]]) -> list[dict[str, Any]]:
-    """detect-secrets' findings as plain data (they cross a process boundary), secrets masked in their lines."""
-    by_line: dict[tuple[str, int], list[Any]] = {}
-    for secret in secrets:
-        by_line.setdefault((secret.filename, secret.line_number), []).append(secret)
-    found = []
-    for (filename, number), group in sorted(by_line.items()):
-        shown = redact(lines_of.get(filename, {}).get(number, ""), [s.secret_value for s in group])
-        for secret in group:
-            found.append(
-                {
-                    "path": filename,
-                    "line": number,
-                    "type": secret.type,
-                    "hashed_secret": secret.secret_hash,
-                    "redacted": shown,
-                }
-            )
-    return found
-
-
-@contextlib.contextmanager
-def _settings(config: Config | None, source: str) -> Iterator[None]:
-    """detect-secrets configured with every plugin and its default filters, or with a baseline's settings; a tool
-    error naming the baseline when they cannot be applied (a filter whose optional package is not installed)."""
-    from detect_secrets.settings import default_settings, get_filters, get_plugins, transient_settings
-
-    stack = contextlib.ExitStack()
-    try:
-        stack.enter_context(default_settings() if config is None else transient_settings(config))
-        get_plugins()
-        get_filters()
-    except Exception as exc:  # whatever detect-secrets raises while it sets up its plugins and filters
-        stack.close()
-        raise ToolError(f"{source}: detect-secrets cannot use its plugin and filter settings: {exc!r}") from None
-    with stack:
-        yield
-
-
-def _unscannable(root: Path, name: str, max_bytes: int) -> str | None:
-    """Why a listed file is not scanned ('binary', too large, unreadable); None when it is scanned."""
-    try:
-        with os.fdopen(open_in_workspace(root, root / name), "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > max_bytes:
-                return f"{size} bytes, over the {max_bytes}-byte limit (max_file_bytes)"
-            if b"\x00" in handle.read(text_files.SNIFF_BYTES):
-                return "binary"
-    except (OSError, ToolError) as exc:
-        return f"not read: {exc}"
-    return None
-
-
-def scan_file_batch(
-    workspace: str, max_bytes: int, config: Config | None, source: str, files: list[str]
-) -> tuple[list[dict[str, Any]], list[str], int]:
-    """Scan ``files`` (relative to ``workspace``, which becomes the working directory so that filenames and
-    exclusion patterns read as in a baseline): the findings, the files skipped and why, and how many were scanned.
-    Runs in a worker process."""
-    from detect_secrets.core import scan
-
-    root = Path(workspace)
-    readable, skipped = [], []
-    for name in files:
-        why = _unscannable(root, name, max_bytes)
-        if why is None:
-            readable.append(name)
-        elif why != "binary":
-            skipped.append(f"{name}: {why}")
-    previous = os.getcwd()
-    os.chdir(workspace)
-    try:
-        with _settings(config, source):
-            secrets = [secret for name in readable for secret in scan.scan_file(name)]
-        lines_of: dict[str, dict[int, str]] = {}
-        for name in {s.filename for s in secrets}:
-            with open(name, encoding="utf-8", errors="replace") as handle:
-                lines_of[name] = dict(enumerate(handle.read().splitlines(), start=1))
-        return _found(secrets, lines_of), skipped, len(readable)
-    finally:
-        os.chdir(previous)
-
-
-def scan_diff_text(workspace: str, config: Config | None, source: str, diff: str) -> tuple[list[dict[str, Any]], int]:
-    """Scan the lines a unified diff adds, at their line numbers in the new file; and how many files it touches.
-    Runs in a worker process."""
-    from detect_secrets.core import scan
-    from unidiff import PatchSet
-
-    previous = os.getcwd()
-    os.chdir(workspace)
-    try:
-        lines_of: dict[str, dict[int, str]] = {}
-        for patched in PatchSet.from_string(diff):
-            added = lines_of.setdefault(patched.path, {})
-            for hunk in patched:
-                for line in hunk.target_lines():
-                    if line.is_added and line.target_line_no is not None:
-                        added[line.target_line_no] = line.value.rstrip("\n")
-        with _settings(config, source):
-            return _found(list(scan.scan_diff(diff)), lines_of), len(lines_of)
-    finally:
-        os.chdir(previous)
 
 
 def read_baseline(ctx: CallContext, name: str, *, required: bool) -> tuple[Config | None, set[tuple[str, str]]]:
@@ -290,31 +147,6 @@ async def _diff(ctx: CallContext, repo: Repository, mode: str, paths: list[str])
     return result.stdout, untracked
 
 
-async def _scan_files(
-    ctx: CallContext, config: Config | None, source: str, files: list[str]
-) -> tuple[list[dict[str, Any]], list[str], int]:
-    """Scan ``files`` in worker processes: the findings, the files skipped and why, how many were scanned."""
-    batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
-    workspace, budget = str(ctx.path(".")), ctx.settings.max_file_bytes
-    futures: list[Future[tuple[list[dict[str, Any]], list[str], int]]] = [
-        worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch) for batch in batches
-    ]
-    found: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    scanned = 0
-    try:
-        for done, future in enumerate(futures, start=1):
-            secrets, passed_over, count = await worker_processes.result(future)
-            found += secrets
-            skipped += passed_over
-            scanned += count
-            await ctx.report_progress(min(done * BATCH, len(files)), len(files), f"{len(found)} secrets")
-    finally:
-        for future in futures:
-            future.cancel()
-    return found, skipped, scanned
-
-
 async def scan(
     ctx: CallContext,
     paths: list[str] | None = None,
@@ -335,7 +167,7 @@ async def scan(
         # Hidden files included: .env and its kind are where secrets most often are (.gitignore is still honoured).
         listed, cut = await list_files(ctx.commands, roots, include_hidden=True, max_files=MAX_FILES)
         files = [name for path in listed if (name := ctx.display(path)) not in skip]
-        found, skipped, scanned = await _scan_files(ctx, config, source, files)
+        found, skipped, scanned = await scan_files(ctx, config, source, files)
     else:
         cut = False
         repo = await open_repository(ctx.commands, ctx.workspace, ctx.settings.git, ".", ctx.roots)
@@ -346,7 +178,7 @@ async def scan(
         found, changed = await worker_processes.result(
             worker_processes.submit(scan_diff_text, workspace, config, source, text)
         )
-        more, skipped, scanned = await _scan_files(ctx, config, source, [n for n in untracked if n not in skip])
+        more, skipped, scanned = await scan_files(ctx, config, source, [n for n in untracked if n not in skip])
         found += more
         scanned += changed
     fresh = [item for item in found if (item["path"], item["hashed_secret"]) not in known]
