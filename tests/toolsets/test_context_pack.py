@@ -189,3 +189,28 @@ async def test_the_git_diff_and_log_follow_the_files(client: Client, workspace: 
     assert "# Git diff (working tree against HEAD)\n```diff\ndiff --git" in markdown
     data = json.loads((await pack(client, style="json", include_log=True))[2])
     assert "first commit" in data["gitLog"] and "git log" not in data["files"]
+
+
+AWS_KEY = "AKIAIOSFODNN7" + "REALKEY"  # split so this file holds no key itself
+
+
+async def test_files_and_diffs_holding_secrets_are_left_out_and_listed(client: Client, workspace: Path) -> None:
+    (workspace / "src" / "settings.py").write_text(f'REGION = "eu"\nAWS_ACCESS_KEY_ID = "{AWS_KEY}"\n')
+    (workspace / "src" / "allowed.py").write_text(
+        f'EXAMPLE = "{AWS_KEY.replace("REAL", "DOCS")}"  # pragma: allowlist secret\n'
+    )
+    git(workspace, "add", "-A")
+    git(workspace, "-c", "user.name=Ada", "-c", "user.email=ada@example.com", "commit", "-qm", "first")
+    new_key = AWS_KEY.replace("REAL", "NEWK")
+    (workspace / "src" / "app.py").write_text(APP + f'TOKEN = "{new_key}"\n')
+    (workspace / "README.md").write_text("# Demo, changed\n")
+    stats, _, output = await pack(client, include_diff=True)
+    assert AWS_KEY not in output and new_key not in output
+    reasons = {entry["path"]: entry["reason"] for entry in stats["skipped"]}
+    assert reasons["src/settings.py"] == "holds a secret: AWS Access Key on line 2"
+    assert reasons["src/app.py"].startswith("holds a secret: AWS Access Key")
+    assert reasons["git diff of src/app.py"] == "holds a secret"
+    assert '<file path="src/allowed.py">\nEXAMPLE = "AKIA' in output  # the allowlist pragma is honoured
+    assert "diff --git a/README.md b/README.md" in output and "diff --git a/src/app.py" not in output
+    kept, _, everything = await pack(client, leave_out_secrets=False)
+    assert AWS_KEY in everything and not any("secret" in e["reason"] for e in kept["skipped"])

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from tandem.core import CallContext, ToolError, Toolset, text_files
+from tandem.core import CallContext, ToolError, Toolset, text_files, worker_processes
 from tandem.core.content import Text, ToolResult
 from tandem.core.file_list import list_files, ripgrep
 from tandem.core.git_command import open_repository
+from tandem.core.secret_engine import scan_diff_text, scan_files
 from tandem.core.tokens import EncodingName
 from tandem.core.workspace_path import relative_display
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
@@ -122,6 +124,9 @@ async def pack_codebase(
     include_diff: Annotated[bool, Field(description="Add the git diff of the working tree against HEAD.")] = False,
     include_log: Annotated[bool, Field(description="Add the recent git log.")] = False,
     log_count: Annotated[int, Field(ge=1, le=500, description="Commits in the log.")] = 20,
+    leave_out_secrets: Annotated[
+        bool, Field(description="Scan with detect-secrets and leave out (and list) files holding a secret.")
+    ] = True,
 ) -> ToolResult:
     """Pack files of the workspace into one text for a model: the directory tree, then every file with its path.
     .gitignore is honoured, dependencies, builds, caches and lock files are left out, binaries are skipped. The
@@ -134,9 +139,16 @@ async def pack_codebase(
     )
     await ctx.report_progress(0, len(listed), f"reading {len(listed)} files")
     files, skipped = await ctx.run_sync(lambda: _read(ctx.workspace, listed, ctx.settings.max_file_bytes))
+    if leave_out_secrets and files:
+        files, with_secrets = await _without_secrets(ctx, files)
+        skipped += with_secrets
     await ctx.report_progress(len(listed) / 2, len(listed), "counting tokens")
     shown_root = relative_display(ctx.workspace, root)
     sections = await _git_sections(ctx, root, include_diff, include_log, log_count)
+    if leave_out_secrets and include_diff:
+        held = {entry["path"] for entry in skipped if entry["reason"].startswith("holds a secret")}
+        sections, diff_secrets = await _diff_without_secrets(ctx, sections, held)
+        skipped += diff_secrets
     pack = await ctx.run_sync(
         lambda: build(
             shown_root,
@@ -166,6 +178,53 @@ async def pack_codebase(
     )
     body = pack.parts[0].text if pack.parts else pack.output
     return ToolResult(content=[Text(summary), Text(body)], structured=stats)
+
+
+async def _without_secrets(ctx: CallContext, files: list[PackedFile]) -> tuple[list[PackedFile], list[dict[str, str]]]:
+    """The files detect-secrets finds nothing in, and the others as skipped entries (kind and line, never the
+    secret). ``pragma: allowlist secret`` on a line keeps it from counting."""
+    found, _unscanned, _count = await scan_files(ctx, None, "pack_codebase", [f.path for f in files])
+    where: dict[str, list[str]] = {}
+    for secret in found:
+        where.setdefault(secret["path"], []).append(f"{secret['type']} on line {secret['line']}")
+    kept = [f for f in files if f.path not in where]
+    left_out = [{"path": path, "reason": f"holds a secret: {', '.join(seen)}"} for path, seen in sorted(where.items())]
+    return kept, left_out
+
+
+async def _diff_without_secrets(
+    ctx: CallContext, sections: list[PackedFile], held: set[str]
+) -> tuple[list[PackedFile], list[dict[str, str]]]:
+    """The git sections with the diff of every file that holds a secret (or whose added lines add one) taken out."""
+    kept, left_out = [], []
+    for section in sections:
+        if section.kind != "git_diff" or not section.text.startswith("diff --git "):
+            kept.append(section)
+            continue
+        future = worker_processes.submit(scan_diff_text, str(ctx.path(".")), None, "pack_codebase", section.text)
+        found, _files = await worker_processes.result(future)
+        bad = held | {secret["path"] for secret in found}
+        blocks = re.split(r"(?m)^(?=diff --git )", section.text)
+        clean = []
+        for block in filter(None, blocks):
+            path = _diff_path(block)
+            if path in bad:
+                left_out.append({"path": f"git diff of {path}", "reason": "holds a secret"})
+            else:
+                clean.append(block)
+        kept.append(PackedFile(section.path, "".join(clean) or "(no changes shown)\n", kind="git_diff"))
+    return kept, left_out
+
+
+def _diff_path(block: str) -> str:
+    """The new path of one file's diff (``+++ b/path``; the ``diff --git`` line for a deletion or a binary)."""
+    for line in block.splitlines():
+        if line.startswith("+++ b/"):
+            return line[len("+++ b/") :]
+        if line.startswith("@@"):
+            break
+    first = block.split("\n", 1)[0]
+    return first.rsplit(" b/", 1)[-1]
 
 
 async def _git_sections(ctx: CallContext, root: Path, diff: bool, log: bool, log_count: int) -> list[PackedFile]:
