@@ -444,6 +444,9 @@ def pack(
         int | None, typer.Option(help="Split into files of at most this many tokens (-1, -2, ... before the suffix).")
     ] = None,
     encoding: Annotated[str, typer.Option(help="o200k_base or cl100k_base.")] = "o200k_base",
+    secret_scan: Annotated[
+        bool, typer.Option("--secret-scan/--no-secret-scan", help="Leave out files detect-secrets flags.")
+    ] = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Pack the codebase into one file for a model (what the pack_codebase tool returns), with token counts."""
@@ -451,6 +454,7 @@ def pack(
 
     settings = _settings(workspace, toolsets="context")
     args: dict[str, Any] = {"path": path, "style": style, "line_numbers": line_numbers, "encoding": encoding}
+    args["leave_out_secrets"] = secret_scan
     args |= {k: v for k, v in (("include", include), ("ignore", ignore), ("token_budget", token_budget)) if v}
     wire = _invoke(settings, _registry(settings), "pack_codebase", args)
     if wire.get("isError"):
