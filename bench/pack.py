@@ -27,40 +27,27 @@ sys.path.insert(0, str(ROOT / "src"))
 from tandem.core.tokens import count_tokens  # noqa: E402
 
 
-def run_repomix(repomix: str, repo: Path, out: Path, secrets: bool) -> tuple[float, int | None]:
+def _timed(name: str, argv: list[str], repo: Path, total: str) -> tuple[float, int | None]:
+    """Run ``argv`` in ``repo``: seconds taken, and the total tokens its output reports (regex ``total``)."""
     started = time.perf_counter()
-    flags = [] if secrets else ["--no-security-check"]
-    done = subprocess.run(
-        [repomix, "--style", "xml", "--output", str(out), "--token-count-encoding", "o200k_base", *flags, "."],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=600, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"repomix failed ({done.returncode}): {done.stderr[-2000:] or done.stdout[-2000:]}")
-    reported = re.search(r"Total Tokens:\s*([\d,]+)", re.sub(r"\x1b\[[0-9;]*m", "", done.stdout))
+        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr[-2000:] or done.stdout[-2000:]}")
+    reported = re.search(total, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout))
     return elapsed, int(reported.group(1).replace(",", "")) if reported else None
+
+
+def run_repomix(repomix: str, repo: Path, out: Path, secrets: bool) -> tuple[float, int | None]:
+    flags = [] if secrets else ["--no-security-check"]
+    argv = [repomix, "--style", "xml", "--output", str(out), "--token-count-encoding", "o200k_base", *flags, "."]
+    return _timed("repomix", argv, repo, r"Total Tokens:\s*([\d,]+)")
 
 
 def run_tandem(repo: Path, out: Path, secrets: bool) -> tuple[float, int | None]:
-    started = time.perf_counter()
     flags = [] if secrets else ["--no-secret-scan"]
-    done = subprocess.run(
-        [sys.executable, "-m", "tandem", "pack", "--workspace", str(repo), "--output", str(out), *flags],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"tandem pack failed ({done.returncode}): {done.stderr[-2000:]}")
-    reported = re.search(r": ([\d,]+) tokens \(o200k_base\)", done.stdout)
-    return elapsed, int(reported.group(1).replace(",", "")) if reported else None
+    argv = [sys.executable, "-m", "tandem", "pack", "--workspace", str(repo), "--output", str(out), *flags]
+    return _timed("tandem pack", argv, repo, r": ([\d,]+) tokens \(o200k_base\)")
 
 
 def main() -> None:
