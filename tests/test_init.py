@@ -141,3 +141,15 @@ def test_a_data_directory_that_cannot_be_written_fails_the_check(workspace: Path
     (workspace / "blocked").write_text("a file where the data directory should be")
     done = init(workspace, {**env, "MCP_DATA_DIR": str(workspace / "blocked" / "data")}, "--no-start")
     assert done.returncode == 1 and "[FAIL] data directory: " in done.stdout and "not writable" in done.stdout
+
+
+def test_an_mcp_json_that_links_out_of_the_workspace_is_refused(
+    workspace: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"mcpServers": {}}')
+    (workspace / ".mcp.json").symlink_to(outside)
+    done = init(workspace, env, "--no-start")
+    assert done.returncode == 1 and ".mcp.json" in done.stderr and "symlink" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert outside.read_text() == '{"mcpServers": {}}'  # nothing written through the link

@@ -204,7 +204,7 @@ def status(
         )
     if report is None:
         raise typer.Exit(3)
-    if "problem" in report or report["health"].get("status") != "healthy":
+    if daemon.unhealthy(report) is not None:
         raise typer.Exit(1)
 
 
@@ -241,8 +241,7 @@ def init(
         else:
             typer.echo(f"the daemon already runs at {url}")
         report = daemon.status(files)
-        if report is None or "problem" in report or report["health"].get("status") != "healthy":
-            why = "it stopped" if report is None else report.get("problem") or report["health"].get("status")
+        if (why := daemon.unhealthy(report)) is not None:
             raise _fail(f"the daemon is not healthy: {why}; see {files.log}", code=1)
         typer.echo("\n".join(f"  {line}" for line in daemon.summary(report)[3:]))
     try:

@@ -35,6 +35,8 @@ from typing import Any
 
 import httpx2 as httpx
 
+from tandem.core import write_atomic
+
 PID_FILE = "tandem.pid"
 STATE_FILE = "daemon.json"
 LOG_FILE = Path("logs") / "tandem.log"
@@ -229,9 +231,8 @@ class Supervisor:
     def _write_state(self, **changes: Any) -> None:
         with self._state_lock:
             self.state.update(changes)
-            temporary = self.files.state.with_suffix(".tmp")
-            temporary.write_text(json.dumps(self.state, indent=2) + "\n", encoding="utf-8")
-            os.replace(temporary, self.files.state)
+            text = json.dumps(self.state, indent=2) + "\n"
+            write_atomic(self.files.data_path, self.files.state, text.encode())
 
     def _supervise(self) -> int:
         self._write_state(
@@ -414,6 +415,16 @@ def status(files: DaemonFiles) -> dict[str, Any] | None:
         return {**state, "health": fetch_json(url, "/health"), "metrics": fetch_json(url, "/metrics")}
     except (httpx.HTTPError, ValueError) as exc:
         return {**state, "problem": f"{url} does not answer: {type(exc).__name__}: {exc}"}
+
+
+def unhealthy(report: dict[str, Any] | None) -> str | None:
+    """Why ``status()``'s report is not a healthy daemon ("stopped", a problem, the health status); None if it is."""
+    if report is None:
+        return "stopped"
+    if "problem" in report:
+        return str(report["problem"])
+    health = report["health"].get("status")
+    return None if health == "healthy" else f"health is {health}"
 
 
 def _log_tail(files: DaemonFiles, since: int, lines: int = 15) -> str:

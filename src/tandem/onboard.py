@@ -9,11 +9,10 @@ the entry to merge into ``.tandem/clients/claude_desktop_config.json`` and says 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import importlib.util
 import json
-import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -22,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from tandem.config import Settings
+from tandem.core import ToolError, text_files, write_atomic
 
 SERVER_NAME = "tandem"
 CLAUDE_CODE_FILE = ".mcp.json"
 DESKTOP_SNIPPET = Path("clients") / "claude_desktop_config.json"
 MIN_PYTHON = (3, 11)
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,15 +99,12 @@ def _port_free(host: str, port: int) -> Check:
 
 
 def _program(name: str, needed_for: str) -> Check:
-    import shutil
-
     found = shutil.which(name)
     detail = found if found else f"not on PATH: {needed_for} will report it is missing"
     return Check(name, found is not None, detail, required=False)
 
 
 def _ripgrep() -> Check:
-    from tandem.core import ToolError
     from tandem.core.file_list import ripgrep
 
     try:
@@ -140,9 +138,11 @@ def write_claude_code_config(workspace: Path, url: str) -> tuple[Path, str]:
     path = workspace / CLAUDE_CODE_FILE
     entry = claude_code_entry(url)
     if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8") or "{}")
-        except (OSError, ValueError) as exc:
+        try:  # through the confinement function: a .mcp.json that links out of the workspace is refused
+            data = json.loads(text_files.read_text(workspace, path, MAX_CONFIG_BYTES).text or "{}")
+        except ToolError as exc:
+            raise InitError(f"{path}: {exc}") from None
+        except ValueError as exc:
             raise InitError(f"{path} is not valid JSON ({exc}); fix it, then run 'tandem init' again") from None
         if not isinstance(data, dict) or not isinstance(data.setdefault("mcpServers", {}), dict):
             raise InitError(f"{path} has no mcpServers object; fix it, then run 'tandem init' again")
@@ -153,7 +153,10 @@ def write_claude_code_config(workspace: Path, url: str) -> tuple[Path, str]:
     else:
         data, action = {"mcpServers": {}}, "written"
     data["mcpServers"][SERVER_NAME] = entry
-    _write_atomically(path, json.dumps(data, indent=2) + "\n")
+    try:
+        write_atomic(workspace, path, (json.dumps(data, indent=2) + "\n").encode())
+    except ToolError as exc:
+        raise InitError(f"{path}: {exc}") from None
     return path, action
 
 
@@ -167,14 +170,6 @@ def desktop_entry(settings: Settings) -> dict[str, Any]:
 
 def write_desktop_snippet(settings: Settings) -> Path:
     path = settings.data_path / DESKTOP_SNIPPET
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, json.dumps({"mcpServers": {SERVER_NAME: desktop_entry(settings)}}, indent=2) + "\n")
+    text = json.dumps({"mcpServers": {SERVER_NAME: desktop_entry(settings)}}, indent=2) + "\n"
+    write_atomic(settings.data_path, path, text.encode(), create_dirs=True)
     return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    with contextlib.suppress(OSError):
-        os.chmod(temporary, path.stat().st_mode & 0o777)
-    os.replace(temporary, path)

@@ -5,15 +5,13 @@ instead of receiving it whole. Each pack is a text file plus a JSON file of its 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tandem.core import ToolError
+from tandem.core import ToolError, write_atomic
 
 KEEP = 20
 """Packs kept; writing another removes the oldest."""
@@ -39,8 +37,9 @@ class PackStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         pack_id = secrets.token_hex(6)
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-        _write(self.directory / f"{pack_id}.txt", text)
-        _write(self.directory / f"{pack_id}.json", json.dumps({**meta, "id": pack_id, "lines": lines}, indent=2))
+        described = json.dumps({**meta, "id": pack_id, "lines": lines}, indent=2)
+        write_atomic(self.directory, self.directory / f"{pack_id}.txt", text.encode())
+        write_atomic(self.directory, self.directory / f"{pack_id}.json", described.encode())
         self._prune()
         return pack_id
 
@@ -61,16 +60,3 @@ class PackStore:
         for old in metas[self.keep :]:
             for path in (old, old.with_suffix(".txt")):
                 path.unlink(missing_ok=True)
-
-
-def _write(path: Path, text: str) -> None:
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
