@@ -24,7 +24,11 @@ from tandem.core.catalog_settings import CacheTtl, CatalogSettings
 from tandem.core.code_settings import CodeSettings
 from tandem.core.command_policy import CommandPolicy
 from tandem.core.errors import ConfigError
+from tandem.core.gateway_settings import GatewaySettings
 from tandem.core.git_command import GitSettings
+from tandem.core.llm_settings import LlmSettings
+from tandem.core.sdlc_settings import SdlcSettings
+from tandem.core.task_settings import TaskSettings
 
 CONFIG_FILE = "tandem.toml"
 ENV_PREFIX = "TANDEM_"
@@ -45,6 +49,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".tandem"), description="Where Tandem keeps its data; relative to the workspace.")
     toolsets: NameList | None = Field(None, description="Toolsets to serve; every built-in but 'conformance' if unset.")
     disabled_toolsets: NameList = Field(default_factory=list, description="Toolsets never to serve.")
+    profile: Literal["full", "orchestrator", "coder"] = Field(
+        "full", description="Which role this server plays: every toolset, the orchestrator's or the coder's."
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(8765, ge=0, le=65535, description="Port the HTTP server binds; 0 picks a free one.")
     stateless_http: bool = Field(False, description="Serve /mcp without sessions, one JSON response per POST.")
@@ -75,6 +82,19 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(
         default_factory=CatalogSettings,
         description="Where agent, skill and workflow definitions are found; caching and patterns ([catalog] table).",
+    )
+    tasks: TaskSettings = Field(
+        default_factory=TaskSettings, description="Which just recipes run_task may run, and limits ([tasks] table)."
+    )
+    sdlc: SdlcSettings = Field(
+        default_factory=SdlcSettings, description="How strictly the development loop and policy apply ([sdlc] table)."
+    )
+    gateway: GatewaySettings = Field(
+        default_factory=GatewaySettings, description="Upstream MCP servers mounted under a namespace ([gateway] table)."
+    )
+    llm: LlmSettings = Field(
+        default_factory=LlmSettings,
+        description="The OpenAI-compatible endpoint asked when the client cannot sample ([llm] table).",
     )
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest file the file tools read or write.")
     git_internals_writable: bool = Field(
