@@ -197,3 +197,39 @@ def test_builtin_toolsets_come_through_entry_points() -> None:
     assert "server" not in Registry.from_entry_points(None, disabled=["server"]).toolsets
     with pytest.raises(ConfigError, match="unknown toolset"):
         Registry.from_entry_points(["nope"])
+
+
+async def test_before_and_after_hooks_of_another_toolset_see_every_call(tmp_path):
+    """A toolset's before hook refuses another toolset's tool; its after hook sees the result; a failing after
+    hook leaves the result alone."""
+    served = Toolset("served")
+
+    @served.tool(read_only=True)
+    def echo(word: str) -> str:
+        return word
+
+    seen: list[tuple[str, str, str]] = []
+    guard = Toolset("guard")
+
+    @guard.before("echo")
+    async def refuse_secret(tool, arguments, ctx):
+        if arguments.get("word") == "secret":
+            raise ToolError("echo refused: the word is secret")
+
+    @guard.after("echo")
+    def record(tool, arguments, result, ctx):
+        seen.append((tool.name, arguments["word"], result))
+
+    @guard.after("echo")
+    def broken(tool, arguments, result, ctx):
+        raise RuntimeError("observer bug")
+
+    registry = Registry([served, guard])
+    settings = load_settings(tmp_path)
+    tandem = TandemServer(registry, settings)
+    async with Client(tandem.server, mode="legacy") as client:
+        ok = await client.call_tool("echo", {"word": "hello"})
+        assert not ok.is_error and ok.content[0].text == "hello"
+        no = await client.call_tool("echo", {"word": "secret"})
+        assert no.is_error and "the word is secret" in no.content[0].text
+    assert seen == [("echo", "hello", "hello")]

@@ -413,7 +413,8 @@ def _invoke(settings: Settings, registry: Registry, tool: str, args: dict[str, A
         found = registry.tool(tool)
         with tandem.services.held() as services:
             result = anyio.run(
-                found.invoke,
+                registry.invoke,
+                found,
                 args,
                 CallContext(
                     workspace=settings.workspace, settings=settings, server_status=tandem.status, services=services

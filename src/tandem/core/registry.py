@@ -7,6 +7,7 @@ third-party package plugs in exactly as ours do.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -23,6 +24,11 @@ ENTRY_POINT_GROUP = "tandem.toolsets"
 
 F = TypeVar("F", bound=Callable[..., Any])
 TaskSupport = Literal["forbidden", "optional", "required"]
+Hook = Callable[..., Any]
+"""A ``before`` hook is ``fn(tool, arguments, ctx)`` and refuses the call by raising ``ToolError``; an ``after``
+hook is ``fn(tool, arguments, result, ctx)``. Either may be a coroutine function."""
+
+logger = logging.getLogger("tandem.registry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,28 @@ class Toolset:
     prompts: dict[str, Prompt] = field(default_factory=dict)
     completions: dict[tuple[str, str], Callable[..., Any]] = field(default_factory=dict)
     service_factory: ServiceFactory | None = None
+    before_hooks: list[tuple[tuple[str, ...], Hook]] = field(default_factory=list)
+    after_hooks: list[tuple[tuple[str, ...], Hook]] = field(default_factory=list)
+
+    def before(self, *tool_names: str) -> Callable[[F], F]:
+        """Run ``fn(tool, arguments, ctx)`` before every call of the named tools, whichever toolset serves them; it
+        refuses the call by raising ``ToolError`` (a guardrail such as "no commit before validation")."""
+
+        def register(fn: F) -> F:
+            self.before_hooks.append((tool_names, fn))
+            return fn
+
+        return register
+
+    def after(self, *tool_names: str) -> Callable[[F], F]:
+        """Run ``fn(tool, arguments, result, ctx)`` after every successful call of the named tools (to observe a
+        validation's outcome, say). A hook that fails is logged; the call's result stands."""
+
+        def register(fn: F) -> F:
+            self.after_hooks.append((tool_names, fn))
+            return fn
+
+        return register
 
     def service(self, fn: ServiceFactory) -> ServiceFactory:
         """Register the toolset's service: ``fn(settings)`` returns a context manager whose value lives as long as
@@ -288,6 +316,8 @@ class Registry:
         self.completions: dict[tuple[str, str], Callable[..., Any]] = {}
         self.services: dict[str, ServiceFactory] = {}
         self.rpc_methods: dict[str, Tool] = {}
+        self.before_hooks: dict[str, list[Hook]] = {}
+        self.after_hooks: dict[str, list[Hook]] = {}
         for toolset in toolsets:
             self.add(toolset)
 
@@ -332,6 +362,27 @@ class Registry:
         self.templates.update(toolset.templates)
         self.prompts.update(toolset.prompts)
         self.completions.update(toolset.completions)
+        for mine, theirs in ((self.before_hooks, toolset.before_hooks), (self.after_hooks, toolset.after_hooks)):
+            for names, hook in theirs:
+                for name in names:
+                    mine.setdefault(name, []).append(hook)
+
+    async def invoke(self, tool: Tool, arguments: dict[str, Any] | None, ctx: CallContext) -> Any:
+        """Call ``tool`` as every transport does: its ``before`` hooks (which may refuse), the tool, its ``after``
+        hooks."""
+        for hook in self.before_hooks.get(tool.name, ()):
+            outcome = hook(tool, arguments or {}, ctx)
+            if inspect.isawaitable(outcome):
+                await outcome
+        result = await tool.invoke(arguments, ctx)
+        for hook in self.after_hooks.get(tool.name, ()):
+            try:
+                outcome = hook(tool, arguments or {}, result, ctx)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("after-hook %s of tool %s failed", getattr(hook, "__qualname__", hook), tool.name)
+        return result
 
     def tool(self, name: str) -> Tool:
         try:

@@ -396,9 +396,9 @@ class TandemServer:
                         {"extensions": {TASKS_EXTENSION: {}}},
                     )
                 else:
-                    result = await tool.invoke(params.arguments, call_ctx)
+                    result = await self.registry.invoke(tool, params.arguments, call_ctx)
             else:
-                result = await tool.invoke(params.arguments, call_ctx)
+                result = await self.registry.invoke(tool, params.arguments, call_ctx)
         except (NotFound, InvalidArguments) as exc:
             data = {"errors": exc.errors} if isinstance(exc, InvalidArguments) else None
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc), data=data) from None
@@ -434,7 +434,7 @@ class TandemServer:
             nonlocal ctx
             while True:
                 try:
-                    result = await tool.invoke(arguments, ctx)
+                    result = await self.registry.invoke(tool, arguments, ctx)
                 except Exception as exc:
                     if not outcome.done():  # still an ordinary call: it fails as one
                         outcome.set_result(("raised", exc))
