@@ -233,3 +233,28 @@ async def test_before_and_after_hooks_of_another_toolset_see_every_call(tmp_path
         no = await client.call_tool("echo", {"word": "secret"})
         assert no.is_error and "the word is secret" in no.content[0].text
     assert seen == [("echo", "hello", "hello")]
+
+
+async def test_a_star_hook_matches_the_tool_under_any_namespace(tmp_path):
+    served = Toolset("served")
+
+    @served.tool("coder.commit")
+    def namespaced() -> str:
+        return "done"
+
+    @served.tool("commit_notes")
+    def other() -> str:
+        return "notes"
+
+    guard = Toolset("guard")
+
+    @guard.before("*.commit")
+    def refuse(tool, arguments, ctx):
+        raise ToolError(f"{tool.name} refused")
+
+    tandem = TandemServer(Registry([served, guard]), load_settings(tmp_path))
+    async with Client(tandem.server, mode="legacy") as client:
+        no = await client.call_tool("coder.commit", {})
+        ok = await client.call_tool("commit_notes", {})
+    assert no.is_error and no.content[0].text == "coder.commit refused"
+    assert not ok.is_error and ok.content[0].text == "notes"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal, TypeVar
@@ -27,6 +27,9 @@ TaskSupport = Literal["forbidden", "optional", "required"]
 Hook = Callable[..., Any]
 """A ``before`` hook is ``fn(tool, arguments, ctx)`` and refuses the call by raising ``ToolError``; an ``after``
 hook is ``fn(tool, arguments, result, ctx)``. Either may be a coroutine function."""
+PromptSource = Callable[[CallContext], "Iterable[Prompt] | Awaitable[Iterable[Prompt]]"]
+"""``fn(ctx)`` returns the prompts a toolset knows only at run time (files in the project, say); it may be a
+coroutine function."""
 
 logger = logging.getLogger("tandem.registry")
 
@@ -149,10 +152,12 @@ class Toolset:
     service_factory: ServiceFactory | None = None
     before_hooks: list[tuple[tuple[str, ...], Hook]] = field(default_factory=list)
     after_hooks: list[tuple[tuple[str, ...], Hook]] = field(default_factory=list)
+    prompt_sources: list[PromptSource] = field(default_factory=list)
 
     def before(self, *tool_names: str) -> Callable[[F], F]:
         """Run ``fn(tool, arguments, ctx)`` before every call of the named tools, whichever toolset serves them; it
-        refuses the call by raising ``ToolError`` (a guardrail such as "no commit before validation")."""
+        refuses the call by raising ``ToolError`` (a guardrail such as "no commit before validation"). A name
+        ``*.tool`` matches that tool under any namespace (``coder.tool``: an upstream's, mounted by the gateway)."""
 
         def register(fn: F) -> F:
             self.before_hooks.append((tool_names, fn))
@@ -285,6 +290,12 @@ class Toolset:
 
         return register
 
+    def prompt_source(self, fn: PromptSource) -> PromptSource:
+        """Register ``fn(ctx)``, which returns ``Prompt`` objects known only at run time; it is asked on every
+        prompts/list and prompts/get, after the fixed prompts (whose names win)."""
+        self.prompt_sources.append(fn)
+        return fn
+
 
 def discover_toolsets() -> dict[str, EntryPoint]:
     """Every toolset installed under the ``tandem.toolsets`` entry-point group, by name (not yet loaded)."""
@@ -304,6 +315,14 @@ def load_toolset(ep: EntryPoint) -> Toolset:
     return toolset
 
 
+def _hooks(hooks: dict[str, list[Hook]], name: str) -> list[Hook]:
+    """The hooks of tool ``name``; a namespaced tool (``coder.git_commit``) also gets those of ``*.git_commit``."""
+    found = list(hooks.get(name, ()))
+    if "." in name:
+        found += hooks.get("*." + name.rsplit(".", 1)[1], ())
+    return found
+
+
 class Registry:
     """The tools, resources and prompts of the enabled toolsets; every transport serves this one object."""
 
@@ -318,6 +337,7 @@ class Registry:
         self.rpc_methods: dict[str, Tool] = {}
         self.before_hooks: dict[str, list[Hook]] = {}
         self.after_hooks: dict[str, list[Hook]] = {}
+        self.prompt_sources: list[PromptSource] = []
         for toolset in toolsets:
             self.add(toolset)
 
@@ -362,6 +382,7 @@ class Registry:
         self.templates.update(toolset.templates)
         self.prompts.update(toolset.prompts)
         self.completions.update(toolset.completions)
+        self.prompt_sources.extend(toolset.prompt_sources)
         for mine, theirs in ((self.before_hooks, toolset.before_hooks), (self.after_hooks, toolset.after_hooks)):
             for names, hook in theirs:
                 for name in names:
@@ -370,12 +391,12 @@ class Registry:
     async def invoke(self, tool: Tool, arguments: dict[str, Any] | None, ctx: CallContext) -> Any:
         """Call ``tool`` as every transport does: its ``before`` hooks (which may refuse), the tool, its ``after``
         hooks."""
-        for hook in self.before_hooks.get(tool.name, ()):
+        for hook in _hooks(self.before_hooks, tool.name):
             outcome = hook(tool, arguments or {}, ctx)
             if inspect.isawaitable(outcome):
                 await outcome
         result = await tool.invoke(arguments, ctx)
-        for hook in self.after_hooks.get(tool.name, ()):
+        for hook in _hooks(self.after_hooks, tool.name):
             try:
                 outcome = hook(tool, arguments or {}, result, ctx)
                 if inspect.isawaitable(outcome):
@@ -395,6 +416,35 @@ class Registry:
             return self.prompts[name]
         except KeyError:
             raise NotFound(f"Unknown prompt: {name!r}. Call prompts/list to see what this server serves.") from None
+
+    async def runtime_prompts(self, ctx: CallContext) -> list[Prompt]:
+        """The prompts the toolsets' prompt sources serve now. A name already taken is skipped, and a source that
+        fails is logged and skipped, so that one bad source leaves the other prompts listed."""
+        found: dict[str, Prompt] = {}
+        for source in self.prompt_sources:
+            try:
+                prompts = source(ctx)
+                if inspect.isawaitable(prompts):
+                    prompts = await prompts
+                listed = list(prompts)
+            except Exception:
+                logger.exception("prompt source %s failed", getattr(source, "__qualname__", source))
+                continue
+            for prompt in listed:
+                if prompt.name in self.prompts or prompt.name in found:
+                    logger.warning("prompt %r of toolset %s is already served; skipped", prompt.name, prompt.toolset)
+                    continue
+                found[prompt.name] = prompt
+        return list(found.values())
+
+    async def find_prompt(self, name: str, ctx: CallContext) -> Prompt:
+        """The fixed prompt ``name``, else the one a prompt source serves now."""
+        if name in self.prompts or not self.prompt_sources:
+            return self.prompt(name)
+        for prompt in await self.runtime_prompts(ctx):
+            if prompt.name == name:
+                return prompt
+        return self.prompt(name)
 
     async def complete(self, ref: str, argument: str, value: str, context: dict[str, str]) -> list[str]:
         """Suggestions for ``argument`` of the prompt or resource template ``ref``; none when it has no completer."""

@@ -1,9 +1,8 @@
-"""The ``sdlc`` toolset: the plan -> consult -> implement -> validate -> commit loop, and policy checks."""
+"""The ``sdlc`` toolset: the plan -> consult -> implement -> validate -> commit loop of each session, the project's
+policy rules, and the guardrail in front of every commit."""
 
 from __future__ import annotations
 
-from tandem.core import Toolset
-
-toolset = Toolset("sdlc", description="The development loop's state and the project's policy rules.")
+from tandem.toolsets.sdlc.toolset import toolset
 
 __all__ = ["toolset"]

@@ -1,0 +1,575 @@
+"""The ``sdlc`` tools and guardrails: ``sdlc_status``, ``sdlc_advance``, ``check_policy``, and the hooks that watch
+validations and consultations and stand in front of every commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+import unidiff
+from pydantic import BaseModel, Field
+
+from tandem.core import CallContext, ToolError, Toolset, text_files
+from tandem.core.file_list import list_files
+from tandem.core.git_command import Repository, open_repository
+from tandem.core.registry import Tool
+from tandem.core.sdlc_settings import Strictness
+from tandem.toolsets.sdlc.loop import EMPTY_TREE, STEPS, Loop, LoopStore, StepName, Validation, fingerprint
+from tandem.toolsets.sdlc.policy import Change, Policy, Violation, check, load_policy
+
+if TYPE_CHECKING:
+    from tandem.config import Settings
+
+toolset = Toolset("sdlc", description="The development loop's state and the project's policy rules.")
+
+MAX_CHECKED_FILES = 5_000
+MAX_DIFF_BYTES = 32 * 1024 * 1024
+VALIDATORS = ("run_all_validations", "*.run_all_validations")
+COMMITS = ("git_commit", "*.git_commit")
+CONSULTS = ("consult_specialist", "*.consult_specialist")
+
+
+@dataclass
+class Sdlc:
+    """The service: the loops on disk, one lock per session, and the workspace's policy (re-read when changed)."""
+
+    settings: Settings
+    loops: LoopStore
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _policy: tuple[tuple[float, ...], Policy] | None = None
+
+    def mode(self) -> Strictness:
+        configured = self.settings.sdlc.mode
+        if configured is not None:
+            return configured
+        return "enforce" if self.settings.profile == "orchestrator" else "warn"
+
+    def lock(self, session: str | None) -> asyncio.Lock:
+        return self.locks.setdefault(session or "default", asyncio.Lock())
+
+    def policy(self, ctx: CallContext) -> Policy:
+        """The policy file's and the instruction files' rules, read again when one of them changes."""
+        sdlc = self.settings.sdlc
+        # Confined like every path a tool reads: a policy.toml that links out of the workspace is refused.
+        policy_file = ctx.path(sdlc.policy_file)
+        instructions = [p for p in (ctx.path(n) for n in sdlc.instruction_files) if p.is_file()]
+        present = [p for p in [policy_file, *instructions] if p.is_file()]
+        stamp = (*(p.stat().st_mtime_ns for p in present), len(present))
+        if self._policy is None or self._policy[0] != stamp:
+            self._policy = (stamp, load_policy(ctx.workspace.resolve(), policy_file, instructions))
+        return self._policy[1]
+
+
+@toolset.service
+@contextlib.contextmanager
+def _service(settings: Settings) -> Iterator[Sdlc]:
+    yield Sdlc(settings, LoopStore(settings.data_path / "sdlc"))
+
+
+def _sdlc(ctx: CallContext) -> Sdlc:
+    return ctx.service("sdlc")
+
+
+LOCAL_TRANSPORTS = ("stdio", "in-memory", "in-process")
+
+
+def _session(ctx: CallContext) -> str | None:
+    """Whose loop a call belongs to: a process-spawned client (stdio) has one loop per workspace, kept across
+    restarts of its server; an HTTP, SSE or WebSocket session has its own."""
+    return None if ctx.transport in LOCAL_TRANSPORTS else ctx.session_id
+
+
+class StepState(BaseModel):
+    step: StepName
+    done: bool
+    evidence: str = ""
+    by: str = ""
+    at: float | None = None
+
+
+class ValidationState(BaseModel):
+    ok: bool
+    tool: str
+    at: float
+    counts: bool = Field(description="False when the run skipped steps or files, so it validates no change.")
+    current: bool = Field(description="True while the working tree is as it was when the validation ran.")
+    summary: str = ""
+    why_not: str = ""
+
+
+class LoopStatus(BaseModel):
+    mode: Strictness
+    cycle: int
+    current: StepName | None = Field(description="The furthest step this cycle has reached.")
+    steps: list[StepState]
+    validation: ValidationState | None
+    commit_allowed: bool = Field(description="Whether git_commit would go ahead now (policy aside).")
+    next: str = Field(description="What to do next.")
+    warnings: list[str] = Field(default_factory=list)
+    commits: list[str] = Field(default_factory=list)
+    notice: str = ""
+
+    def summary(self) -> str:
+        marks = " -> ".join(f"{s.step}{' [x]' if s.done else ''}" for s in self.steps)
+        lines = [f"sdlc ({self.mode}), cycle {self.cycle}: {marks}"]
+        if self.notice:
+            lines.append(self.notice)
+        if self.validation is not None:
+            v = self.validation
+            state = "passed" if v.ok else "FAILED"
+            freshness = "current" if v.current else "stale: the tree changed since"
+            lines.append(f"last validation ({v.tool}) {state}, {freshness}" + (f"; {v.why_not}" if v.why_not else ""))
+        lines.append(f"next: {self.next}")
+        lines += [f"warning: {w}" for w in self.warnings[-5:]]
+        return "\n".join(lines)
+
+
+async def _repository(ctx: CallContext) -> Repository:
+    return await open_repository(ctx.commands, ctx.workspace, ctx.settings.git, ".", ctx.roots)
+
+
+async def _validation_state(ctx: CallContext, loop: Loop) -> ValidationState | None:
+    if loop.validation is None:
+        return None
+    v = loop.validation
+    current = v.fingerprint == await fingerprint(await _repository(ctx))
+    return ValidationState(
+        ok=v.ok, tool=v.tool, at=v.at, counts=v.counts, current=current, summary=v.summary, why_not=v.why_not
+    )
+
+
+def _validated(state: ValidationState | None) -> bool:
+    return state is not None and state.ok and state.counts and state.current
+
+
+def _next(loop: Loop, validation: ValidationState | None) -> str:
+    have = {r.step for r in loop.done}
+    if "plan" not in have:
+        return "plan the change, then sdlc_advance(step='plan', evidence=<the plan>)"
+    if "consult" not in have:
+        return "consult a specialist (consult_specialist) or record advice with sdlc_advance(step='consult', ...)"
+    if "implement" not in have:
+        return "make the change, then sdlc_advance(step='implement', evidence=<what changed>)"
+    if not _validated(validation):
+        return "run run_all_validations (coder.run_all_validations through the orchestrator) until it passes"
+    return "commit with git_commit: the change is validated"
+
+
+async def _status(ctx: CallContext, sdlc: Sdlc, loop: Loop, notice: str = "") -> LoopStatus:
+    validation = await _validation_state(ctx, loop)
+    steps = []
+    for step in STEPS:
+        record = loop.last(step)
+        done = record is not None or (step == "validate" and _validated(validation))
+        steps.append(
+            StepState(
+                step=step,
+                done=done,
+                evidence=record.evidence if record else (validation.summary if done and validation else ""),
+                by=record.by if record else (validation.tool if done and validation else ""),
+                at=record.at if record else (validation.at if done and validation else None),
+            )
+        )
+    return LoopStatus(
+        mode=sdlc.mode(),
+        cycle=loop.cycle,
+        current=loop.current(),
+        steps=steps,
+        validation=validation,
+        commit_allowed=sdlc.mode() != "enforce" or _validated(validation),
+        next=_next(loop, validation),
+        warnings=loop.warnings[-10:],
+        commits=loop.commits[-10:],
+        notice=notice,
+    )
+
+
+@toolset.tool(read_only=True, title="SDLC status")
+async def sdlc_status(ctx: CallContext) -> LoopStatus:
+    """Where this session is in the loop plan -> consult -> implement -> validate -> commit: each step's evidence,
+    the last validation and whether the working tree is still the one it validated, whether a commit would go
+    ahead, and what to do next."""
+    sdlc = _sdlc(ctx)
+    return await _status(ctx, sdlc, sdlc.loops.load(_session(ctx)))
+
+
+Evidence = Annotated[str, Field(max_length=4000, description="What shows the step is done: the plan, the advice, ...")]
+
+
+@toolset.tool(destructive=False, idempotent=False, title="SDLC advance")
+async def sdlc_advance(ctx: CallContext, step: StepName, evidence: Evidence = "") -> LoopStatus:
+    """Record that ``step`` of the loop is done, with its evidence; going back to an earlier step starts it over
+    from there (a failed validation sends you back to ``implement``).
+
+    ``validate`` is recorded only by a passing run_all_validations on the current working tree, and ``commit`` only
+    by git_commit: advancing to them checks, it does not claim. In enforce mode, a step whose earlier steps are not
+    done is refused; in warn mode it goes ahead with a warning.
+    """
+    sdlc = _sdlc(ctx)
+    async with sdlc.lock(_session(ctx)):
+        loop = sdlc.loops.load(_session(ctx))
+        mode = sdlc.mode()
+        notice = ""
+        if step == "commit":
+            raise ToolError("the commit step is recorded by git_commit itself: commit when the change is validated")
+        if step == "validate":
+            state = await _validation_state(ctx, loop)
+            if not _validated(state):
+                raise ToolError(
+                    "the change is not validated: run run_all_validations (coder.run_all_validations through the "
+                    "orchestrator); a passing run on the current working tree records this step"
+                )
+            return await _status(ctx, sdlc, loop, "validation is current")
+        if step in ("plan", "consult", "implement") and not evidence.strip():
+            raise ToolError(f"say what shows the {step} step is done in 'evidence'")
+        missing = loop.missing_before(step)
+        if missing and mode == "enforce":
+            raise ToolError(f"{step} comes after {', '.join(missing)}: record those first (sdlc_status says how)")
+        if missing and mode == "warn":
+            notice = f"warning: {step} recorded before {', '.join(missing)}"
+            loop.warn(notice.removeprefix("warning: "))
+        loop.record(step, evidence, "sdlc_advance")
+        sdlc.loops.save(_session(ctx), loop)
+        return await _status(ctx, sdlc, loop, notice)
+
+
+class PolicyReport(BaseModel):
+    ok: bool = Field(description="True when nothing violates a rule at error level.")
+    violations: list[Violation]
+    files: int = Field(description="How many files were checked.")
+    rules: int = Field(description="How many rules the policy holds.")
+    sources: list[str] = Field(description="Where the rules come from.")
+    notes: list[str] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        errors = sum(v.level == "error" for v in self.violations)
+        head = (
+            f"policy: {errors} error(s), {len(self.violations) - errors} warning(s) in {self.files} file(s)"
+            if self.violations
+            else f"policy: {self.files} file(s) follow all {self.rules} rule(s)"
+        )
+        return "\n".join([head, *(v.line_text() for v in self.violations[:100]), *self.notes[:20]])
+
+
+def _sources(policy: Policy) -> list[str]:
+    named = {v.split(":")[0] for v in policy.sources.values() if v}
+    named |= {r.source.split(":")[0] for r in [*policy.forbidden_patterns, *policy.required_tests] if r.source}
+    return sorted(named)
+
+
+def _read_text(ctx: CallContext, relative: str) -> str | None:
+    """A workspace file's text; ``None`` when it is missing, binary, too large or not confined."""
+    try:
+        path = ctx.path(relative)
+        if not path.is_file():
+            return None
+        data = text_files.read_bytes(ctx.workspace, path, ctx.settings.max_file_bytes)
+    except (ToolError, OSError):
+        return None
+    if b"\x00" in data[: text_files.SNIFF_BYTES]:
+        return None
+    return text_files.decode(data)[0]
+
+
+def _changes_of_diff(ctx: CallContext, diff: str, *, in_workspace: bool, prefix: str = "") -> list[Change]:
+    """The files of a unified diff; ``in_workspace``: the diff is the workspace's own, so its files' text is the
+    text after the change (otherwise it is used only when the diff looks applied)."""
+    try:
+        patch = unidiff.PatchSet(diff)
+    except unidiff.UnidiffParseError as exc:
+        raise ToolError(f"the diff is not a unified diff: {exc}") from None
+    if diff.strip() and not len(patch):
+        raise ToolError("the diff is not a unified diff: it names no file (no '--- a/...' / '+++ b/...' headers)")
+    changes = []
+    for patched in patch:
+        path = patched.source_file if patched.is_removed_file else patched.target_file
+        relative = prefix + path.removeprefix("a/").removeprefix("b/")
+        ctx.path(relative)  # a diff naming a path outside the workspace is refused, not checked
+        added = {line.target_line_no: line.value.rstrip("\n") for hunk in patched for line in hunk if line.is_added}
+        change = Change(relative, added, None, deleted=patched.is_removed_file)
+        if not patched.is_removed_file:
+            text = _read_text(ctx, relative)
+            lines = text.splitlines() if text is not None else []
+            applied = text is not None and all(0 < n <= len(lines) and lines[n - 1] == v for n, v in added.items())
+            if in_workspace or applied:
+                change.text = text
+            elif len(patched):
+                last = patched[-1]
+                before = len(lines) if not patched.is_added_file else 0
+                # The length after the change: the last hunk's end moves by what the hunks added less removed.
+                growth = (last.target_start + last.target_length) - (last.source_start + last.source_length)
+                change.lines = before + growth
+        changes.append(change)
+    return changes
+
+
+async def _changes_of_paths(ctx: CallContext, paths: list[str]) -> list[Change]:
+    listed, cut = await list_files(ctx.commands, [ctx.path(p) for p in paths], max_files=MAX_CHECKED_FILES)
+    if cut:
+        raise ToolError(f"more than {MAX_CHECKED_FILES} files under those paths: name fewer")
+    changes = []
+    for path in listed:
+        relative = ctx.display(path)
+        text = _read_text(ctx, relative)
+        if text is not None:
+            changes.append(Change(relative, None, text))
+    return changes
+
+
+async def _base(repository: Repository) -> str:
+    head = await repository.run(["rev-parse", "--verify", "--quiet", "HEAD"], check=False, read_only=True)
+    return head.stdout.strip() if head.ok else EMPTY_TREE
+
+
+def _repository_prefix(ctx: CallContext, repository: Repository) -> str:
+    shown = ctx.display(repository.root)
+    return "" if shown in ("", ".") else shown.rstrip("/") + "/"
+
+
+async def _working_changes(ctx: CallContext, repository: Repository) -> list[Change]:
+    """What a commit of everything would hold: the diff against HEAD and the untracked files."""
+    diff = await repository.run(
+        ["diff", await _base(repository), "--no-color", "--no-ext-diff", "--no-renames", "-U0"],
+        read_only=True,
+        max_output_bytes=MAX_DIFF_BYTES,
+    )
+    prefix = _repository_prefix(ctx, repository)
+    changes = _changes_of_diff(ctx, diff.stdout, in_workspace=True, prefix=prefix)
+    others = await repository.run(
+        ["ls-files", "--others", "--exclude-standard", "-z"], read_only=True, literal_pathspecs=False
+    )
+    for path in sorted(p for p in others.stdout.split("\0") if p)[:MAX_CHECKED_FILES]:
+        text = _read_text(ctx, prefix + path)
+        if text is not None:
+            changes.append(Change(prefix + path, None, text))
+    return changes
+
+
+async def _staged_changes(ctx: CallContext, repository: Repository, all_tracked: bool) -> list[Change]:
+    """What ``git commit`` (``-a`` with ``all_tracked``) would record, each file's text as it would be committed."""
+    args = ["diff", await _base(repository)] if all_tracked else ["diff", "--cached"]
+    diff = await repository.run(
+        [*args, "--no-color", "--no-ext-diff", "--no-renames", "-U0"], read_only=True, max_output_bytes=MAX_DIFF_BYTES
+    )
+    prefix = _repository_prefix(ctx, repository)
+    changes = _changes_of_diff(ctx, diff.stdout, in_workspace=all_tracked, prefix=prefix)
+    if not all_tracked:
+        for change in changes:
+            if change.deleted:
+                continue
+            staged = await repository.run(["show", f":{change.path.removeprefix(prefix)}"], check=False, read_only=True)
+            change.text = staged.stdout if staged.ok else None
+    return changes
+
+
+async def _existing(ctx: CallContext) -> list[str]:
+    listed, _ = await list_files(ctx.commands, [ctx.workspace], max_files=200_000)
+    return [ctx.display(p) for p in listed]
+
+
+def _report(policy: Policy, changes: list[Change], violations: list[Violation]) -> PolicyReport:
+    return PolicyReport(
+        ok=not any(v.level == "error" for v in violations),
+        violations=violations,
+        files=len(changes),
+        rules=policy.rule_count(),
+        sources=_sources(policy),
+        notes=[n for c in changes for n in c.notes],
+    )
+
+
+@toolset.tool(read_only=True, title="Check policy")
+async def check_policy(
+    ctx: CallContext,
+    diff: Annotated[str | None, Field(max_length=MAX_DIFF_BYTES, description="A unified diff to check.")] = None,
+    paths: Annotated[list[str] | None, Field(description="Files or directories to check whole.")] = None,
+    message: Annotated[str | None, Field(max_length=100_000, description="A commit message to check.")] = None,
+) -> PolicyReport:
+    """Check a change against the project's policy: ``.tandem/policy.toml`` (forbidden paths, forbidden patterns as
+    regular expressions or ast-grep patterns, a maximum file length, tests required for changed modules, the commit
+    message format) and the rules CLAUDE.md / AGENTS.md state in a recognisable form.
+
+    Give a unified ``diff`` (its added lines are checked), or ``paths`` (whole files), or neither: the working
+    tree's change against HEAD, untracked files included. ``message`` checks a commit message too. Each violation
+    names its file, line, rule and where the rule is stated. git_commit refuses a change with an error-level
+    violation when the sdlc mode is enforce.
+    """
+    if diff is not None and paths is not None:
+        raise ToolError("give diff or paths, not both")
+    sdlc = _sdlc(ctx)
+    policy = sdlc.policy(ctx)
+    if diff is not None:
+        changes = _changes_of_diff(ctx, diff, in_workspace=False)
+    elif paths is not None:
+        if not paths:
+            raise ToolError("paths is empty: name files or directories, or leave it out to check the working tree")
+        changes = await _changes_of_paths(ctx, paths)
+    else:
+        changes = await _working_changes(ctx, await _repository(ctx))
+    existing = await _existing(ctx) if policy.required_tests else []
+    violations = await ctx.run_sync(lambda: check(policy, changes, existing, message))
+    return _report(policy, changes, violations)
+
+
+def _structured(result: Any) -> dict[str, Any] | None:
+    """The structured answer of a tool result, however it came: a model, a ToolResult, an upstream's dict."""
+    if isinstance(result, BaseModel):
+        return result.model_dump()
+    for name in ("structured", "structured_content", "structuredContent"):
+        value = getattr(result, name, None)
+        if isinstance(value, dict):
+            return value
+    if isinstance(result, dict):
+        inner = result.get("structuredContent") or result.get("structured_content")
+        return inner if isinstance(inner, dict) else result
+    return None
+
+
+def _is_error(result: Any) -> bool:
+    return bool(getattr(result, "is_error", False) or (isinstance(result, dict) and result.get("isError")))
+
+
+async def _record_validation(tool_name: str, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
+    sdlc = _sdlc(ctx)
+    report = _structured(result)
+    ok = not _is_error(result) and bool(report and report.get("ok"))
+    steps = (report or {}).get("steps") or []
+    skipped = [s.get("name") for s in steps if isinstance(s, dict) and s.get("status") == "skipped"]
+    summary = "; ".join(f"{s.get('name')} {s.get('status')}" for s in steps if isinstance(s, dict))
+    why_not = ""
+    not_allowed = [s for s in skipped if s not in sdlc.settings.sdlc.may_skip]
+    if not_allowed:
+        allowed = ", ".join(sdlc.settings.sdlc.may_skip) or "none"
+        why_not = f"it skipped {', '.join(not_allowed)} ([sdlc] may_skip allows {allowed})"
+    elif arguments.get("paths"):
+        why_not = "it checked only some paths; validate the whole workspace (no paths) to validate the change"
+    repository = await _repository(ctx)
+    async with sdlc.lock(_session(ctx)):
+        loop = sdlc.loops.load(_session(ctx))
+        loop.validation = Validation(
+            ok=ok,
+            at=time.time(),
+            fingerprint=await fingerprint(repository),
+            tool=tool_name,
+            summary=summary[:2000] or ("passed" if ok else "failed"),
+            counts=not why_not,
+            why_not=why_not,
+        )
+        if ok and not why_not:
+            loop.record("validate", summary[:2000], tool_name)
+        sdlc.loops.save(_session(ctx), loop)
+
+
+@toolset.after(*VALIDATORS)
+async def _validation_ran(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
+    await _record_validation(tool.name, arguments, result, ctx)
+
+
+@toolset.after(*CONSULTS)
+async def _consulted(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
+    if _is_error(result):
+        return
+    answer = _structured(result) or {}
+    persona = answer.get("persona") or arguments.get("persona") or "a specialist"
+    evidence = f"{persona}: {str(arguments.get('question', ''))[:500]}"
+    sdlc = _sdlc(ctx)
+    async with sdlc.lock(_session(ctx)):
+        loop = sdlc.loops.load(_session(ctx))
+        if loop.last("plan") is not None or sdlc.mode() == "off":
+            loop.record("consult", evidence, tool.name)
+            sdlc.loops.save(_session(ctx), loop)
+
+
+def _delegated(arguments: dict[str, Any], suffix: str) -> bool:
+    name = str(arguments.get("tool", ""))
+    return name == suffix or name.endswith("." + suffix)
+
+
+@toolset.after("delegate")
+async def _delegated_validation(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
+    if _delegated(arguments, "run_all_validations"):
+        await _record_validation(f"delegate:{arguments.get('tool')}", arguments.get("arguments") or {}, result, ctx)
+
+
+async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallContext) -> None:
+    sdlc = _sdlc(ctx)
+    mode = sdlc.mode()
+    if mode == "off":
+        return
+    repository = await _repository(ctx)
+    loop = sdlc.loops.load(_session(ctx))
+    problems: list[str] = []
+    state = await _validation_state(ctx, loop)
+    if not _validated(state):
+        if state is None:
+            why = "nothing was validated in this session"
+        elif not state.ok:
+            why = "the last run_all_validations failed"
+        elif not state.counts:
+            why = f"the last run_all_validations does not count: {state.why_not}"
+        else:
+            why = "the working tree changed since the last passing run_all_validations"
+        problems.append(
+            f"{why}; run run_all_validations (coder.run_all_validations through the orchestrator) and commit "
+            "when it passes"
+        )
+    policy = sdlc.policy(ctx)
+    if policy.rule_count():
+        changes = await _staged_changes(ctx, repository, bool(arguments.get("all")))
+        existing = await _existing(ctx) if policy.required_tests else []
+        message = str(arguments.get("message", ""))
+        violations = await ctx.run_sync(lambda: check(policy, changes, existing, message))
+        errors = [v for v in violations if v.level == "error"]
+        if errors:
+            problems.append(
+                "the change breaks the project's policy:\n" + "\n".join(f"  {v.line_text()}" for v in errors[:30])
+            )
+    if not problems:
+        return
+    text = f"{tool_name}: " + "\n".join(problems)
+    if mode == "enforce":
+        raise ToolError(f"commit refused (sdlc mode enforce). {text}")
+    async with sdlc.lock(_session(ctx)):
+        loop = sdlc.loops.load(_session(ctx))
+        loop.warn(f"committed anyway (warn mode): {text}"[:1000])
+        sdlc.loops.save(_session(ctx), loop)
+    await ctx.log("warning", f"sdlc: committing in warn mode although {text}", "tandem.sdlc")
+
+
+@toolset.before(*COMMITS)
+async def _before_commit(tool: Tool, arguments: dict[str, Any], ctx: CallContext) -> None:
+    await _guard_commit(tool.name, arguments, ctx)
+
+
+@toolset.before("delegate")
+async def _before_delegated_commit(tool: Tool, arguments: dict[str, Any], ctx: CallContext) -> None:
+    if _delegated(arguments, "git_commit"):
+        await _guard_commit(f"delegate:{arguments.get('tool')}", arguments.get("arguments") or {}, ctx)
+
+
+async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
+    if _is_error(result):
+        return
+    answer = _structured(result) or {}
+    commit = answer.get("commit") or {}
+    sha = commit.get("sha", "") if isinstance(commit, dict) else ""
+    sdlc = _sdlc(ctx)
+    async with sdlc.lock(_session(ctx)):
+        loop = sdlc.loops.load(_session(ctx))
+        loop.committed(sha or f"({tool_name})")
+        sdlc.loops.save(_session(ctx), loop)
+
+
+@toolset.after(*COMMITS)
+async def _committed(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
+    await _record_commit(tool.name, result, ctx)
+
+
+@toolset.after("delegate")
+async def _delegated_commit(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
+    if _delegated(arguments, "git_commit"):
+        await _record_commit(f"delegate:{arguments.get('tool')}", result, ctx)

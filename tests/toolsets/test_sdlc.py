@@ -1,0 +1,284 @@
+"""The sdlc toolset on real git repositories: the loop, the validation that a commit needs, the policy and its
+sources, through an MCP client."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.toolsets.calls import call, git, refused, serving
+
+pytestmark = pytest.mark.anyio
+
+TOOLSETS = ["sdlc", "git", "code"]
+CODE = {"test_command": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]}
+
+
+def _project(root: Path) -> Path:
+    """A small clean Python project in a git repository with one commit."""
+    (root / "app.py").write_text('"""An app."""\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n')
+    (root / "test_app.py").write_text("from app import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+    (root / ".gitignore").write_text(".tandem/\n__pycache__/\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "feat: start")
+    return root
+
+
+def _serve(root: Path, mode: str = "enforce", **settings: Any):
+    sdlc = {"mode": mode, **settings.pop("sdlc", {})}
+    return serving(root, toolsets=TOOLSETS, code=CODE, sdlc=sdlc, **settings)
+
+
+def _change(root: Path, body: str = "a + b") -> None:
+    (root / "app.py").write_text(f'"""An app."""\n\n\ndef add(a: int, b: int) -> int:\n    return {body}\n')
+
+
+async def test_commit_is_refused_until_a_validation_passes_on_the_tree_it_commits(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _change(root, "b + a")
+    async with _serve(root) as client:
+        message = await refused(client, "git_commit", message="refactor: swap", all=True)
+        assert "commit refused" in message and "nothing was validated" in message
+        assert "run run_all_validations" in message
+        status = await call(client, "sdlc_status")
+        assert status["commit_allowed"] is False and status["next"].startswith("plan the change")
+
+        assert (await call(client, "run_all_validations"))["ok"]
+        status = await call(client, "sdlc_status")
+        assert status["validation"]["current"] and status["commit_allowed"]
+        assert [s["step"] for s in status["steps"] if s["done"]] == ["validate"]
+
+        # The tree changes after the validation: the validation no longer covers it.
+        _change(root, "a + b + 0")
+        message = await refused(client, "git_commit", message="refactor: swap", all=True)
+        assert "the working tree changed since the last passing run_all_validations" in message
+        assert (await call(client, "sdlc_status"))["validation"]["current"] is False
+
+        assert (await call(client, "run_all_validations"))["ok"]
+        committed = await call(client, "git_commit", message="refactor: swap", all=True)
+        status = await call(client, "sdlc_status")
+    assert git(root, "log", "-1", "--format=%s").strip() == "refactor: swap"
+    assert status["commits"] == [committed["commit"]["sha"]] and status["cycle"] == 2
+    assert not any(s["done"] for s in status["steps"])
+
+
+async def test_a_failed_or_partial_validation_does_not_validate(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "test_app.py").write_text("from app import add\n\n\ndef test_add():\n    assert add(1, 2) == 4\n")
+    async with _serve(root) as client:
+        assert not (await call(client, "run_all_validations"))["ok"]
+        assert "the last run_all_validations failed" in await refused(client, "git_commit", message="x", all=True)
+        (root / "test_app.py").write_text("from app import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+        assert (await call(client, "run_all_validations", skip=["tests"]))["ok"]
+        message = await refused(client, "git_commit", message="x", all=True)
+        assert "does not count: it skipped tests" in message
+        assert (await call(client, "run_all_validations", paths=["app.py"]))["ok"]
+        assert "checked only some paths" in await refused(client, "git_commit", message="x", all=True)
+    _change(root, "b + a")
+    async with _serve(root, sdlc={"may_skip": ["tests"]}) as client:
+        assert (await call(client, "run_all_validations", skip=["tests"]))["ok"]
+        assert (await call(client, "git_commit", message="test: fix", all=True))["commit"]["subject"] == "test: fix"
+
+
+async def test_warn_mode_commits_and_remembers_off_mode_stays_out(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _change(root, "b + a")
+    async with _serve(root, "warn") as client:
+        await call(client, "git_commit", message="refactor: unvalidated", all=True)
+        status = await call(client, "sdlc_status")
+    assert git(root, "log", "-1", "--format=%s").strip() == "refactor: unvalidated"
+    assert any("committed anyway (warn mode)" in w and "nothing was validated" in w for w in status["warnings"])
+    _change(root, "a + b")
+    async with _serve(root, "off") as client:
+        await call(client, "git_commit", message="refactor: back", all=True)
+        assert (await call(client, "sdlc_status"))["mode"] == "off"
+    assert git(root, "log", "-1", "--format=%s").strip() == "refactor: back"
+
+
+async def test_the_profile_sets_the_default_strictness(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    async with serving(root, toolsets=TOOLSETS, profile="orchestrator") as client:
+        assert (await call(client, "sdlc_status"))["mode"] == "enforce"
+    async with serving(root, toolsets=TOOLSETS) as client:
+        assert (await call(client, "sdlc_status"))["mode"] == "warn"
+
+
+async def test_steps_go_in_order_and_the_loop_survives_a_restart(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    async with _serve(root) as client:
+        assert "implement comes after plan, consult" in await refused(
+            client, "sdlc_advance", step="implement", evidence="changed app.py"
+        )
+        assert "say what shows" in await refused(client, "sdlc_advance", step="plan")
+        await call(client, "sdlc_advance", step="plan", evidence="swap the operands of add")
+        await call(client, "sdlc_advance", step="consult", evidence="architect: fine")
+        assert "is not validated" in await refused(client, "sdlc_advance", step="validate")
+        assert "recorded by git_commit" in await refused(client, "sdlc_advance", step="commit")
+    async with _serve(root) as client:  # a new server on the same workspace: the loop is where it was
+        status = await call(client, "sdlc_status")
+        assert [s["step"] for s in status["steps"] if s["done"]] == ["plan", "consult"]
+        assert status["steps"][0]["evidence"] == "swap the operands of add"
+        after = await call(client, "sdlc_advance", step="implement", evidence="app.py")
+        assert after["current"] == "implement" and after["next"].startswith("run run_all_validations")
+        # Going back to plan starts the cycle over from there.
+        again = await call(client, "sdlc_advance", step="plan", evidence="a better plan")
+        assert [s["step"] for s in again["steps"] if s["done"]] == ["plan"]
+    async with _serve(root, "warn") as client:
+        warned = await call(client, "sdlc_advance", step="implement", evidence="skipping consult")
+        assert "implement recorded before consult" in warned["notice"]
+
+
+POLICY = """
+forbidden_paths = ["vendor/**"]
+max_file_lines = 12
+commit_message = "conventional"
+warnings = ["no-todo"]
+
+[[forbidden_patterns]]
+id = "no-print"
+regex = 'print\\('
+paths = ["*.py"]
+message = "log through logging, not print"
+
+[[forbidden_patterns]]
+id = "no-todo"
+regex = "TODO"
+
+[[forbidden_patterns]]
+id = "no-eval"
+ast_grep = "eval($X)"
+
+[[required_tests]]
+modules = "lib/*.py"
+tests = "test_{stem}.py"
+"""
+
+
+def _policy_project(root: Path) -> Path:
+    _project(root)
+    (root / ".tandem").mkdir()
+    (root / ".tandem" / "policy.toml").write_text(POLICY)
+    return root
+
+
+async def test_check_policy_lists_each_violation_with_file_line_and_source(tmp_path: Path) -> None:
+    root = _policy_project(tmp_path)
+    (root / "vendor").mkdir()
+    (root / "vendor" / "lib.js").write_text("x\n")
+    (root / "app.py").write_text(
+        '"""An app."""\n\n\ndef add(a, b):\n    print(a)  # TODO\n    return eval("a + b")\n' + "\n" * 10
+    )
+    (root / "lib").mkdir()
+    (root / "lib" / "parse.py").write_text("def parse():\n    return 1\n")
+    async with _serve(root) as client:
+        report = await call(client, "check_policy", message="update things")
+    found = {(v["rule"], v["file"], v["line"], v["level"]) for v in report["violations"]}
+    assert ("vendor/**", "vendor/lib.js", None, "error") in found
+    assert ("no-print", "app.py", 5, "error") in found
+    assert ("no-todo", "app.py", 5, "warning") in found
+    assert ("no-eval", "app.py", 6, "error") in found
+    assert ("max_file_lines", "app.py", 13, "error") in found
+    assert ("lib/*.py -> test_{stem}.py", "lib/parse.py", None, "error") in found
+    assert ("commit_message", None, None, "error") in found
+    assert not report["ok"] and report["sources"] == [".tandem/policy.toml"]
+    assert all(v["source"] == ".tandem/policy.toml" for v in report["violations"])
+    # test_app.py and the other untouched files are not part of the change
+    assert {v["file"] for v in report["violations"]} == {"vendor/lib.js", "app.py", "lib/parse.py", None}
+
+
+async def test_check_policy_on_a_diff_checks_only_its_added_lines(tmp_path: Path) -> None:
+    root = _policy_project(tmp_path)
+    diff = (
+        "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -3,3 +3,4 @@\n \n"
+        " def add(a: int, b: int) -> int:\n+    print(a)\n     return a + b\n"
+    )
+    async with _serve(root) as client:
+        report = await call(client, "check_policy", diff=diff)
+        clean = await call(client, "check_policy", paths=["test_app.py"])
+        escape = await refused(
+            client, "check_policy", diff=diff.replace("a/app.py", "a/../../etc/passwd").replace("b/app", "b/../../x")
+        )
+        outside = await refused(client, "check_policy", paths=["../"])
+        assert "not a unified diff" in await refused(client, "check_policy", diff="@@ nonsense\n+x\n")
+    assert [(v["rule"], v["file"], v["line"]) for v in report["violations"]] == [("no-print", "app.py", 5)]
+    assert clean["ok"] and clean["files"] == 1 and clean["violations"] == []
+    assert "outside" in escape.lower() or "escape" in escape.lower()
+    assert "outside" in outside.lower() or "escape" in outside.lower()
+
+
+async def test_rules_stated_in_claude_md_and_agents_md_join_the_policy(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "CLAUDE.md").write_text(
+        "# Rules\n\n- Never edit `generated/**`.\n- Do not use `os.system`.\n- Keep files under 20 lines.\n"
+        "- Commit messages must follow Conventional Commits.\n\n"
+        '```toml tandem-policy\n[[forbidden_patterns]]\nid = "no-breakpoint"\nregex = "breakpoint\\\\(\\\\)"\n```\n'
+    )
+    (root / "AGENTS.md").write_text("Files must not exceed 15 lines.\n")
+    (root / "generated").mkdir()
+    (root / "generated" / "out.py").write_text("x = 1\n")
+    (root / "app.py").write_text("import os\n\nos.system('ls')\nbreakpoint()\n" + "x = 1\n" * 14)
+    async with _serve(root) as client:
+        report = await call(client, "check_policy", message="stuff")
+    by_rule = {v["rule"]: v for v in report["violations"]}
+    assert by_rule["generated/**"]["source"] == "CLAUDE.md:3"
+    assert by_rule["never use os.system"]["line"] == 3 and by_rule["never use os.system"]["source"] == "CLAUDE.md:4"
+    assert by_rule["no-breakpoint"]["line"] == 4 and by_rule["no-breakpoint"]["source"].startswith("CLAUDE.md:")
+    assert by_rule["max_file_lines"]["message"].startswith("18 lines, more than the 15 allowed")
+    assert by_rule["max_file_lines"]["source"] == "AGENTS.md:1"
+    assert by_rule["commit_message"]["source"] == "CLAUDE.md:6"
+    assert report["sources"] == ["AGENTS.md", "CLAUDE.md"]
+
+
+async def test_a_validated_commit_that_breaks_an_enforced_rule_is_refused(tmp_path: Path) -> None:
+    root = _policy_project(tmp_path)
+    _change(root, "b + a")
+    async with _serve(root) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        message = await refused(client, "git_commit", message="swap the operands", all=True)
+        assert "breaks the project's policy" in message and "does not follow Conventional Commits" in message
+        await call(client, "git_commit", message="refactor: swap the operands", all=True)
+    assert git(root, "log", "-1", "--format=%s").strip() == "refactor: swap the operands"
+
+
+async def test_only_staged_files_are_checked_for_a_plain_commit(tmp_path: Path) -> None:
+    root = _policy_project(tmp_path)
+    (root / "notes.py").write_text('"""Notes."""\n')
+    (root / "draft.py").write_text('print("draft")\n')  # untracked and not staged: not part of the commit
+    git(root, "add", "notes.py")
+    async with _serve(root, sdlc={"may_skip": ["lint", "tests"]}) as client:
+        assert (await call(client, "run_all_validations", skip=["lint", "tests"]))["ok"]
+        await call(client, "git_commit", message="docs: notes")
+        (root / "notes.py").write_text('print("x")\n')
+        git(root, "add", "notes.py")
+        (root / "notes.py").write_text('"""Clean in the tree, not in the index."""\n')
+        assert (await call(client, "run_all_validations", skip=["lint", "tests"]))["ok"]
+        message = await refused(client, "git_commit", message="docs: notes again")
+    assert "notes.py:1: log through logging, not print (no-print)" in message
+
+
+async def test_a_broken_policy_file_is_a_clear_error(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / ".tandem").mkdir()
+    (root / ".tandem" / "policy.toml").write_text("max_file_lines = 'many'\n[[forbidden_patterns]]\nid = 'x'\n")
+    async with _serve(root) as client:
+        message = await refused(client, "check_policy")
+    assert message.startswith(".tandem/policy.toml: ")
+    assert "max_file_lines" in message and "exactly one of regex or ast_grep" in message
+
+
+async def test_a_policy_file_linked_out_of_the_workspace_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    root = _project(tmp_path / "repo")
+    outside = tmp_path / "elsewhere.toml"
+    outside.write_text("max_file_lines = 1\n")
+    (root / ".tandem").mkdir()
+    (root / ".tandem" / "policy.toml").symlink_to(outside)
+    async with _serve(root) as client:
+        message = await refused(client, "check_policy")
+    assert "policy.toml" in message and str(tmp_path) not in message
