@@ -23,6 +23,11 @@ class SdlcSettings(BaseModel):
         default_factory=list,
         description="Validation steps a run_all_validations may skip and still count as validating the change.",
     )
+    validation_tasks: list[str] = Field(
+        default_factory=list,
+        description="just recipes (run with run_task, no arguments) whose success validates the change, like "
+        "run_all_validations does: e.g. ['agent-validate'].",
+    )
     policy_file: str = Field(".tandem/policy.toml", description="The policy rules, relative to the workspace.")
     instruction_files: list[str] = Field(
         default_factory=lambda: ["CLAUDE.md", "AGENTS.md"],

@@ -433,20 +433,34 @@ def _is_error(result: Any) -> bool:
     return bool(getattr(result, "is_error", False) or (isinstance(result, dict) and result.get("isError")))
 
 
-async def _record_validation(tool_name: str, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
-    sdlc = _sdlc(ctx)
+def _validation_outcome(sdlc: Sdlc, arguments: dict[str, Any], result: Any) -> tuple[bool, str, str]:
+    """(passed, summary, why it does not count) of a run_all_validations result."""
     report = _structured(result)
     ok = not _is_error(result) and bool(report and report.get("ok"))
     steps = (report or {}).get("steps") or []
     skipped = [s.get("name") for s in steps if isinstance(s, dict) and s.get("status") == "skipped"]
     summary = "; ".join(f"{s.get('name')} {s.get('status')}" for s in steps if isinstance(s, dict))
-    why_not = ""
     not_allowed = [s for s in skipped if s not in sdlc.settings.sdlc.may_skip]
     if not_allowed:
         allowed = ", ".join(sdlc.settings.sdlc.may_skip) or "none"
-        why_not = f"it skipped {', '.join(not_allowed)} ([sdlc] may_skip allows {allowed})"
-    elif arguments.get("paths"):
-        why_not = "it checked only some paths; validate the whole workspace (no paths) to validate the change"
+        return ok, summary, f"it skipped {', '.join(not_allowed)} ([sdlc] may_skip allows {allowed})"
+    if arguments.get("paths"):
+        return ok, summary, "it checked only some paths; validate the whole workspace (no paths) to validate the change"
+    return ok, summary, ""
+
+
+def _task_outcome(arguments: dict[str, Any], result: Any) -> tuple[bool, str, str]:
+    """(passed, summary, why it does not count) of a run_task of a validation recipe."""
+    run = _structured(result) or {}
+    ok = not _is_error(result) and run.get("failed") is False
+    summary = f"just {arguments.get('name')}: " + ("passed" if ok else f"failed (exit {run.get('exit_code')})")
+    why_not = "it ran with arguments; a validation recipe counts only as it is" if arguments.get("args") else ""
+    return ok, summary, why_not
+
+
+async def _record_validation(tool_name: str, outcome: tuple[bool, str, str], ctx: CallContext) -> None:
+    sdlc = _sdlc(ctx)
+    ok, summary, why_not = outcome
     repository = await _repository(ctx)
     async with sdlc.lock(_session(ctx)):
         loop = sdlc.loops.load(_session(ctx))
@@ -466,7 +480,13 @@ async def _record_validation(tool_name: str, arguments: dict[str, Any], result: 
 
 @toolset.after(*VALIDATORS)
 async def _validation_ran(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
-    await _record_validation(tool.name, arguments, result, ctx)
+    await _record_validation(tool.name, _validation_outcome(_sdlc(ctx), arguments, result), ctx)
+
+
+@toolset.after("run_task", "*.run_task")
+async def _task_ran(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
+    if arguments.get("name") in _sdlc(ctx).settings.sdlc.validation_tasks:
+        await _record_validation(f"{tool.name}:{arguments['name']}", _task_outcome(arguments, result), ctx)
 
 
 @toolset.after(*CONSULTS)
@@ -492,7 +512,10 @@ def _delegated(arguments: dict[str, Any], suffix: str) -> bool:
 @toolset.after("delegate")
 async def _delegated_validation(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
     if _delegated(arguments, "run_all_validations"):
-        await _record_validation(f"delegate:{arguments.get('tool')}", arguments.get("arguments") or {}, result, ctx)
+        inner = arguments.get("arguments") or {}
+        await _record_validation(
+            f"delegate:{arguments.get('tool')}", _validation_outcome(_sdlc(ctx), inner, result), ctx
+        )
 
 
 async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallContext) -> None:
