@@ -11,8 +11,8 @@ import functools
 import typing
 from pathlib import Path
 
-from tree_sitter import Parser
-from tree_sitter_language_pack import SupportedLanguage, get_parser
+from tree_sitter import Language, Parser
+from tree_sitter_language_pack import SupportedLanguage, get_language, get_parser
 
 from tandem.core.errors import ToolError
 
@@ -50,3 +50,9 @@ def known(language: str) -> str:
 def parser(language: str) -> Parser:
     """A parser for ``language`` (cached: a parser is reused within one thread or process)."""
     return get_parser(typing.cast(SupportedLanguage, known(language)))
+
+
+@functools.cache
+def language(name: str) -> Language:
+    """The tree-sitter grammar ``name`` (for queries, and for a parser of one's own where a thread needs one)."""
+    return get_language(typing.cast(SupportedLanguage, known(name)))

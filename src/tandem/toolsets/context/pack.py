@@ -98,6 +98,8 @@ class PackedFile:
     """``"41-80"`` for one piece of a file split by lines to fit a token budget."""
     kind: Literal["file", "git_diff", "git_log"] = "file"
     """A workspace file, or one of the git sections after the files."""
+    lines: tuple[int, ...] | None = None
+    """For a compressed file, the original line number of each line of ``text`` (line numbers show these)."""
 
     @property
     def shown(self) -> str:
@@ -126,6 +128,8 @@ class Pack:
     """The git diff and log, when asked for: after the files, not in the tree or the file counts."""
     parts: list[Part] = field(default_factory=list)
     """With a token budget: the output split at file boundaries (a file too large alone is split by lines)."""
+    compressed: bool = False
+    """Whether source files were cut to their skeleton (the header says so)."""
 
     @property
     def total_chars(self) -> int:
@@ -169,9 +173,15 @@ def _fence(text: str) -> str:
 def _header(pack: Pack, part: tuple[int, int] | None) -> str:
     if part is not None and part[0] > 1:
         return f"Part {part[0]} of {part[1]} of the files packed from {pack.root} (the directory structure: part 1)."
+    contents = (
+        "contents, compressed: source files keep imports, signatures, type declarations, comments and docstrings, "
+        "and each function body is dropped and marked { /* … */ }, ... or # …"
+        if pack.compressed
+        else "full contents"
+    )
     text = (
         f"This is a packed representation of {len(pack.files)} files from {pack.root}, produced by Tandem for an AI "
-        "model to read: the directory structure first, then each file's path and full contents. Files ignored by "
+        f"model to read: the directory structure first, then each file's path and {contents}. Files ignored by "
         ".gitignore or Tandem's default ignores, and binary files, are not included."
     )
     return text + (f" Part 1 of {part[1]}." if part is not None else "")
@@ -240,11 +250,19 @@ def _attribute(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
-def numbered(text: str) -> str:
-    """``text`` with each line prefixed by its number, right-aligned (``  7: ...``)."""
-    lines = text.splitlines()
-    width = len(str(len(lines)))
-    return "\n".join(f"{n:>{width}}: {line}" for n, line in enumerate(lines, 1)) + ("\n" if lines else "")
+def numbered(text: str, numbers: tuple[int, ...] | None = None) -> str:
+    """``text`` with each line prefixed by its number, right-aligned (``  7: ...``); ``numbers``, given for a
+    compressed file, are the original number of each of its lines, so they point into the real file."""
+    if numbers is None:
+        lines = text.splitlines()
+        numbers = tuple(range(1, len(lines) + 1))
+    else:
+        lines = text.split("\n")
+        if not lines[-1]:
+            lines.pop()
+    numbers = numbers[: len(lines)]
+    width = len(str(max(numbers, default=0)))
+    return "\n".join(f"{n:>{width}}: {line}" for n, line in zip(numbers, lines, strict=True)) + ("\n" if lines else "")
 
 
 def build(
@@ -257,14 +275,15 @@ def build(
     line_numbers: bool = False,
     token_budget: int | None = None,
     sections: list[PackedFile] | None = None,
+    compressed: bool = False,
 ) -> Pack:
     """Count each file's tokens, render the pack and count its total (the figure that matters: what is sent);
     with ``token_budget``, also split it into parts that each fit."""
     if line_numbers:
-        files = [PackedFile(f.path, numbered(f.text)) for f in files]
+        files = [PackedFile(f.path, numbered(f.text, f.lines)) for f in files]
     counts = count_many([f.text for f in files], encoding) if files else []
     counted = [PackedFile(f.path, f.text, n) for f, n in zip(files, counts, strict=True)]
-    pack = Pack(root=root, style=style, encoding=encoding, files=counted, skipped=list(skipped or []))
+    pack = Pack(root, style, encoding, counted, list(skipped or []), compressed=compressed)
     extra = list(sections or [])
     pack.sections = [
         PackedFile(x.path, x.text, n, kind=x.kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from tandem.core.git_command import open_repository
 from tandem.core.secret_engine import scan_diff_text, scan_files
 from tandem.core.tokens import EncodingName
 from tandem.core.workspace_path import relative_display
+from tandem.toolsets.context.compress import compress_files, language_for
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
 from tandem.toolsets.context.store import PackStore
 
@@ -32,6 +34,10 @@ toolset = Toolset(
 MAX_PACK_FILES = 20_000
 MAX_READ_LINES = 2_000
 """Lines read_packed returns at most in one call."""
+COMPRESS_BATCH_FILES = 250
+COMPRESS_BATCH_CHARS = 2_000_000
+"""One compression call's share; a codebase of more than two such batches is compressed in the worker processes,
+a smaller one in a thread (starting the processes would cost more than they save)."""
 
 
 @toolset.service
@@ -127,12 +133,22 @@ async def pack_codebase(
     leave_out_secrets: Annotated[
         bool, Field(description="Scan with detect-secrets and leave out (and list) files holding a secret.")
     ] = True,
+    compress: Annotated[
+        bool,
+        Field(
+            description="Cut source files to their skeleton: imports, signatures, types, comments and docstrings "
+            "kept, function bodies dropped (tree-sitter; C, C++, C#, CSS, Dart, Go, Java, JS, PHP, Python, Ruby, "
+            "Rust, Solidity, Swift, TS, TSX, Vue, Kotlin). A file that does not parse is sent whole and listed."
+        ),
+    ] = False,
 ) -> ToolResult:
     """Pack files of the workspace into one text for a model: the directory tree, then every file with its path.
     .gitignore is honoured, dependencies, builds, caches and lock files are left out, binaries are skipped. The
     result starts with the counts (total tokens, the largest files, what was skipped), then the pack itself; with
     ``token_budget``, only part 1 follows, and read_packed(pack_id, part=N) gives the others. Every pack is kept
-    under its ``pack_id`` for read_packed and grep_packed."""
+    under its ``pack_id`` for read_packed and grep_packed. With ``compress``, function bodies are dropped and
+    marked (``{ /* … */ }``, ``...``, ``# …``) so a whole codebase's shape fits in far fewer tokens; with
+    ``line_numbers`` too, each kept line shows its number in the real file, for reading a body there."""
     root = ctx.path(path)
     listed, cut = await list_files(
         ctx.commands, [root], globs=_globs(include, ignore), include_hidden=True, max_files=MAX_PACK_FILES
@@ -142,6 +158,10 @@ async def pack_codebase(
     if leave_out_secrets and files:
         files, with_secrets = await _without_secrets(ctx, files)
         skipped += with_secrets
+    compression = None
+    if compress and files:
+        await ctx.report_progress(len(listed) / 4, len(listed), "compressing")
+        files, compression = await _compressed(ctx, files)
     await ctx.report_progress(len(listed) / 2, len(listed), "counting tokens")
     shown_root = relative_display(ctx.workspace, root)
     sections = await _git_sections(ctx, root, include_diff, include_log, log_count)
@@ -159,9 +179,12 @@ async def pack_codebase(
             line_numbers=line_numbers,
             token_budget=token_budget,
             sections=sections,
+            compressed=compress,
         )
     )
     stats = _stats(pack, top_files)
+    if compression is not None:
+        stats["compressed"] = compression
     if cut:
         stats["truncated"] = f"only the first {MAX_PACK_FILES} files were packed"
     stored = "".join(part.text for part in pack.parts) if pack.parts else pack.output
@@ -174,10 +197,41 @@ async def pack_codebase(
         f"Packed {len(pack.files)} files from {pack.root} as pack {stats['pack_id']}: {pack.total_tokens:,} tokens "
         f"({encoding}), {pack.total_chars:,} characters; {len(skipped)} skipped"
         + (f"; largest: {largest}" if largest else "")
+        + (_compression_line(compression) if compression is not None else "")
         + (f"; {len(pack.parts)} parts of at most {token_budget:,} tokens, part 1 follows" if pack.parts else "")
     )
     body = pack.parts[0].text if pack.parts else pack.output
     return ToolResult(content=[Text(summary), Text(body)], structured=stats)
+
+
+async def _compressed(ctx: CallContext, files: list[PackedFile]) -> tuple[list[PackedFile], dict[str, Any]]:
+    """The files, each in a language compression supports cut to its skeleton, and how many were and which fell
+    back to their full text (with why)."""
+    chosen = [(index, f, language) for index, f in enumerate(files) if (language := language_for(f.path))]
+    batches: list[list[tuple[int, PackedFile, str]]] = []
+    size = 0
+    for entry in chosen:
+        if not batches or size + len(entry[1].text) > COMPRESS_BATCH_CHARS or len(batches[-1]) >= COMPRESS_BATCH_FILES:
+            batches.append([])
+            size = 0
+        batches[-1].append(entry)
+        size += len(entry[1].text)
+    calls = [functools.partial(compress_files, [(f.text, language) for _, f, language in batch]) for batch in batches]
+    out, fell_back = list(files), []
+    with worker_processes.in_order(calls, ctx.run_sync) as outcomes:
+        for batch, outcome in zip(batches, outcomes, strict=True):
+            for (index, f, _), result in zip(batch, await outcome, strict=True):
+                if isinstance(result, str):
+                    fell_back.append({"path": f.path, "reason": result})
+                else:
+                    out[index] = PackedFile(f.path, result.text, lines=result.lines)
+    return out, {"files": len(chosen) - len(fell_back), "fell_back": fell_back}
+
+
+def _compression_line(compression: dict[str, Any]) -> str:
+    fell_back = compression["fell_back"]
+    whole = f" ({len(fell_back)} sent whole: tree-sitter found syntax errors)" if fell_back else ""
+    return f"; {compression['files']} files compressed{whole}"
 
 
 async def _without_secrets(ctx: CallContext, files: list[PackedFile]) -> tuple[list[PackedFile], list[dict[str, str]]]:

@@ -1,0 +1,272 @@
+"""A source file's skeleton for ``pack_codebase(compress=True)``: imports, signatures, class, struct, interface and
+function headers, type declarations, comments and docstrings kept; function and method bodies replaced by a marker.
+
+One tree-sitter query per language names the bodies to drop (the query runs in C, so a file costs one parse and
+one query); everything the query does not name is kept byte for byte. A brace body becomes ``{ /* … */ }`` (a
+comment, so the skeleton still parses), a Python body ``...`` after its docstring, a Ruby body ``# …``. CSS keeps
+selectors and at-rules and drops declaration blocks. A Vue file keeps its template, and its ``<script>`` and plain
+CSS ``<style>`` blocks are compressed as their own language. Top-level code that is not in a function (constants,
+module statements) is kept. A file whose tree has an error is not compressed: its full text is sent, and the pack
+lists it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tree_sitter import Node, Parser, Query, QueryCursor
+
+from tandem.core import syntax_trees
+
+BLOCK = "{ /* … */ }"
+"""What a dropped brace body becomes: a comment inside braces, so the skeleton still parses and says it was cut."""
+
+# Captures: @block is replaced by BLOCK; @expression (a body that may be a bare expression: JS arrow functions,
+# Kotlin) too, when it is in braces or spans lines; @inner (a body without its own braces or ``end``) by the
+# language's inner marker; @declarations (a CSS block) by BLOCK when it holds only declarations; @python by ``...``
+# after the body's docstring.
+_C_LIKE = "(function_definition body: (compound_statement) @block)"
+_JS = """
+(function_declaration body: (statement_block) @block)
+(generator_function_declaration body: (statement_block) @block)
+(function_expression body: (statement_block) @block)
+(method_definition body: (statement_block) @block)
+(class_static_block body: (statement_block) @block)
+(arrow_function body: (_) @expression)
+"""
+QUERIES: dict[str, str] = {
+    "c": _C_LIKE,
+    "cpp": _C_LIKE + " (lambda_expression body: (compound_statement) @block)",
+    "csharp": """
+(method_declaration body: (block) @block)
+(constructor_declaration body: (block) @block)
+(destructor_declaration body: (block) @block)
+(operator_declaration body: (block) @block)
+(conversion_operator_declaration body: (block) @block)
+(local_function_statement body: (block) @block)
+(accessor_declaration body: (block) @block)
+(lambda_expression body: (block) @block)
+(anonymous_method_expression (block) @block)
+""",
+    "css": "(block) @declarations (keyframe_block_list) @block",
+    "dart": "(function_body (block) @block) (function_expression_body (block) @block)",
+    "go": """
+(function_declaration body: (block) @block)
+(method_declaration body: (block) @block)
+(func_literal body: (block) @block)
+""",
+    "java": """
+(method_declaration body: (block) @block)
+(constructor_declaration body: (constructor_body) @block)
+(compact_constructor_declaration body: (block) @block)
+(lambda_expression body: (block) @block)
+(static_initializer (block) @block)
+""",
+    "javascript": _JS,
+    "kotlin": """
+(function_body) @expression
+(secondary_constructor (statements) @inner)
+(anonymous_initializer (statements) @inner)
+""",
+    "php": """
+(function_definition body: (compound_statement) @block)
+(method_declaration body: (compound_statement) @block)
+(anonymous_function body: (compound_statement) @block)
+""",
+    "python": "(function_definition body: (block) @python)",
+    "ruby": "(method body: (body_statement) @inner) (singleton_method body: (body_statement) @inner)",
+    "rust": "(function_item body: (block) @block) (closure_expression body: (block) @block)",
+    "solidity": """
+(function_definition body: (function_body) @block)
+(constructor_definition body: (function_body) @block)
+(modifier_definition body: (function_body) @block)
+(fallback_receive_definition body: (function_body) @block)
+""",
+    "swift": """
+(function_declaration body: (function_body) @block)
+(init_declaration body: (function_body) @block)
+(deinit_declaration body: (function_body) @block)
+(computed_property) @block
+(lambda_literal (statements) @inner)
+""",
+    "typescript": _JS,
+    "tsx": _JS,
+}
+INNER = {"ruby": "# …"}
+"""The marker for an @inner body where ``/* … */`` is not a comment."""
+LANGUAGES: tuple[str, ...] = (*sorted(QUERIES), "vue")
+"""The languages whose files are compressed; a file of any other language is packed whole."""
+_VUE_SCRIPTS = {"ts": "typescript", "tsx": "tsx", "js": "javascript", "jsx": "javascript", "": "javascript"}
+_LANG = re.compile(r"""\blang\s*=\s*["']?([a-z]*)""")
+
+
+class Unparsable(Exception):
+    """The file's tree has an error, so it cannot be cut safely; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    text: str
+    lines: tuple[int, ...]
+    """The original line number of each line of ``text`` (jumps where a body was dropped)."""
+
+
+def language_for(path: str) -> str | None:
+    """The language ``path`` is compressed as, if compression supports it."""
+    language = syntax_trees.language_of(Path(path))
+    return language if language in LANGUAGES else None
+
+
+def compress_files(files: list[tuple[str, str]]) -> list[Compressed | str]:
+    """Each ``(text, language)`` compressed, or why it cannot be (a module-level function: it runs in a worker
+    process). Parsers are made per call, since a tree-sitter parser must not be shared between threads. C that does
+    not parse is tried as C++: ``.h`` names C++ headers too."""
+    parsers: dict[str, Parser] = {}
+    outcomes: list[Compressed | str] = []
+    for text, language in files:
+        try:
+            outcomes.append(compress(text, language, parsers))
+        except Unparsable as exc:
+            outcomes.append(_as_cpp(text, parsers) if language == "c" else str(exc))
+    return outcomes
+
+
+def _as_cpp(text: str, parsers: dict[str, Parser]) -> Compressed | str:
+    try:
+        return compress(text, "cpp", parsers)
+    except Unparsable as exc:
+        return str(exc)
+
+
+def compress(text: str, language: str, parsers: dict[str, Parser] | None = None) -> Compressed:
+    """The skeleton of ``text`` in ``language`` (one of ``LANGUAGES``); ``Unparsable`` if its tree has an error."""
+    parsers = {} if parsers is None else parsers
+    source = text.encode()
+    edits = _vue_edits(source, parsers) if language == "vue" else _edits(source, language, parsers)
+    return _apply(source, edits)
+
+
+Edit = tuple[int, int, str]
+"""A byte range of the source and what replaces it."""
+
+
+def _parse(source: bytes, language: str, parsers: dict[str, Parser], row: int = 0, where: str = "") -> Node:
+    """The tree of ``source`` (which starts on line ``row + 1`` of its file), or ``Unparsable`` naming the line."""
+    parser = parsers.get(language)
+    if parser is None:
+        parser = parsers[language] = Parser(syntax_trees.language(language))
+    root = parser.parse(source).root_node
+    if root.has_error:
+        raise Unparsable(f"does not parse as {language} (line {_error_line(root) + row}{where})")
+    return root
+
+
+def _error_line(node: Node) -> int:
+    """The 1-based line of the first error or missing node under ``node``."""
+    while True:
+        child = next((c for c in node.children if c.is_error or c.is_missing or c.has_error), None)
+        if child is None or child.is_error or child.is_missing:
+            return (child or node).start_point.row + 1
+        node = child
+
+
+@functools.cache
+def _query(language: str) -> Query:
+    return Query(syntax_trees.language(language), QUERIES[language])
+
+
+def _edits(
+    source: bytes, language: str, parsers: dict[str, Parser], offset: int = 0, row: int = 0, where: str = ""
+) -> list[Edit]:
+    """The bodies to drop from ``source`` (a piece of its file from byte ``offset``, line ``row + 1``), outermost
+    first, none nested: a body inside a dropped one goes with it."""
+    root = _parse(source, language, parsers, row, where)
+    captured = QueryCursor(_query(language)).captures(root)
+    found = sorted(
+        ((node, kind) for kind, nodes in captured.items() for node in nodes),
+        key=lambda pair: (pair[0].start_byte, -pair[0].end_byte),
+    )
+    edits: list[Edit] = []
+    end = 0
+    for node, kind in found:
+        if node.start_byte < end or not node.named_children:  # inside a dropped body, or empty: nothing to drop
+            continue
+        edit = _edit(node, kind, language)
+        if edit is not None:
+            edits.append((edit[0] + offset, edit[1] + offset, edit[2]))
+            end = edit[1]
+    return edits
+
+
+def _edit(node: Node, kind: str, language: str) -> Edit | None:
+    start, end = node.start_byte, node.end_byte
+    if kind == "block":
+        return start, end, BLOCK
+    if kind == "expression":
+        # A one-line expression body is its signature's worth; one in braces, or spanning lines, is a body.
+        multi_line = node.end_point.row > node.start_point.row
+        return (start, end, BLOCK) if multi_line or node.children[0].type == "{" else None
+    if kind == "inner":
+        return start, end, INNER.get(language, "/* … */")
+    if kind == "declarations":
+        nested = any(child.type not in ("declaration", "comment") for child in node.named_children)
+        return None if nested else (start, end, BLOCK)
+    return _python_body(node)  # the one capture left: @python
+
+
+def _python_body(block: Node) -> Edit | None:
+    """A Python body becomes ``...``, after its docstring when it has one."""
+    first = block.named_children[0]
+    if first.type == "expression_statement" and first.named_child_count == 1:
+        first = first.named_children[0]
+    if first.type != "string":
+        return block.start_byte, block.end_byte, "..."
+    if len(block.named_children) == 1:
+        return None  # only a docstring: nothing to drop
+    return first.end_byte, block.end_byte, "\n" + " " * first.start_point.column + "..."
+
+
+def _vue_edits(source: bytes, parsers: dict[str, Parser]) -> list[Edit]:
+    """A Vue file's ``<script>`` blocks compressed as JavaScript or TypeScript (by ``lang``) and its plain CSS
+    ``<style>`` blocks as CSS; the template is the component's markup and stays whole."""
+    root = _parse(source, "vue", parsers)
+    edits: list[Edit] = []
+    for element in root.named_children:
+        if element.type not in ("script_element", "style_element"):
+            continue
+        start_tag = element.named_children[0]
+        raw = next((c for c in element.named_children if c.type == "raw_text"), None)
+        if raw is None:  # an empty block
+            continue
+        lang = _LANG.search(source[start_tag.start_byte : start_tag.end_byte].decode())
+        name = lang.group(1) if lang else ""
+        inner = _VUE_SCRIPTS.get(name) if element.type == "script_element" else ("css" if name in ("", "css") else None)
+        if inner is None:
+            continue
+        block = source[raw.start_byte : raw.end_byte]
+        where = f", in the <{element.type.split('_')[0]}> block"
+        edits += _edits(block, inner, parsers, raw.start_byte, raw.start_point.row, where)
+    return edits
+
+
+def _apply(source: bytes, edits: list[Edit]) -> Compressed:
+    """``source`` with each edit made, and the original line each line of the result starts on."""
+    pieces: list[str] = []
+    lines = [1]
+    row, pos = 1, 0
+    for start, end, replacement in edits:
+        kept = source[pos:start]
+        pieces += [kept.decode(), replacement]
+        breaks = kept.count(b"\n")
+        lines += range(row + 1, row + breaks + 1)
+        row += breaks
+        lines += [row + 1] * replacement.count("\n")
+        row += source.count(b"\n", start, end)
+        pos = end
+    tail = source[pos:]
+    pieces.append(tail.decode())
+    lines += range(row + 1, row + tail.count(b"\n") + 1)
+    return Compressed("".join(pieces), tuple(lines))
