@@ -3,8 +3,55 @@ sample. In the core so the one ``Settings`` object can hold them."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class LlmSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(
+        None,
+        description="The OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1 (llama.cpp server), "
+        "http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8000/v1 (vLLM); unset: no endpoint is asked.",
+    )
+    model: str | None = Field(None, description="The model name sent to the endpoint; needed with base_url.")
+    api_key_env: str | None = Field(
+        None,
+        description="Name of the environment variable that holds the API key (sent as a Bearer token); the key "
+        "itself is never a setting.",
+    )
+    timeout: float = Field(120.0, gt=0, description="Seconds to wait for the endpoint's whole answer.")
+    max_tokens: int = Field(1024, gt=0, le=200_000, description="Most tokens an answer may have (sampling too).")
+    temperature: float | None = Field(0.2, ge=0, le=2, description="Sampling temperature; unset: the endpoint's.")
+    sampling: bool = Field(True, description="Ask the client's own model first when it declares sampling.")
+    sampling_timeout: float = Field(300.0, gt=0, description="Seconds to wait for the client's sampling answer.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL such as http://127.0.0.1:8080/v1")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError("must be the name of an environment variable (e.g. OPENAI_API_KEY), not the key itself")
+        return value
+
+    @model_validator(mode="after")
+    def _model_with_url(self) -> LlmSettings:
+        if self.base_url is not None and not (self.model or "").strip():
+            raise ValueError(
+                "llm.model must name the model the endpoint serves (e.g. 'qwen2.5-coder:7b' for Ollama; "
+                "llama.cpp server accepts any name)"
+            )
+        return self

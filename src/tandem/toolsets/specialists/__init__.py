@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tandem.core import Toolset
-
-toolset = Toolset("specialists", description="Specialist personas (architect, SRE, security, QA, ...) to consult.")
+from tandem.toolsets.specialists.toolset import toolset
 
 __all__ = ["toolset"]

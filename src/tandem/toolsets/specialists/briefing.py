@@ -1,0 +1,95 @@
+"""What a specialist is given: the question, and workspace files as context, capped, with any file that holds a
+secret left out (the brief may go to a hosted model)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from tandem.core import CallContext, ToolError
+from tandem.core.secret_engine import scan_files
+from tandem.core.text_files import read_text
+
+MAX_CONTEXT_FILES = 20
+FILE_CHARS = 40_000
+"""Most characters of one context file in a brief; the rest is cut with a notice."""
+TOTAL_CHARS = 160_000
+"""Most characters of context in one brief, all files together."""
+
+
+class ContextFile(BaseModel):
+    path: str
+    chars: int
+    """Characters of the file in the brief."""
+    truncated: bool = False
+
+
+class LeftOut(BaseModel):
+    path: str
+    reason: str
+
+
+@dataclass
+class Brief:
+    """The user message for the specialist, and what went into it."""
+
+    text: str
+    files: list[ContextFile] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)
+
+
+async def brief(ctx: CallContext, question: str, notes: str = "", paths: list[str] | None = None) -> Brief:
+    """The question with ``notes`` (free text) and the named workspace files; a path outside the workspace, a
+    missing, binary or oversized file is a ``ToolError`` naming it."""
+    paths = list(dict.fromkeys(paths or []))
+    if len(paths) > MAX_CONTEXT_FILES:
+        raise ToolError(f"{len(paths)} context paths given; at most {MAX_CONTEXT_FILES}: name the files that matter")
+    read: list[tuple[str, str]] = []
+    for given in paths:
+        path = ctx.path(given)
+        shown = ctx.display(path)
+        found = await ctx.run_sync(functools.partial(read_text, ctx.workspace, path, ctx.settings.max_file_bytes))
+        read.append((shown, found.text))
+    result = Brief(text="")
+    secrets = await _secret_lines(ctx, [shown for shown, _ in read]) if read else {}
+    sections = [f"## Question\n\n{question.strip()}"]
+    if notes.strip():
+        sections.append(f"## Notes from the asker\n\n{notes.strip()}")
+    budget = TOTAL_CHARS
+    blocks = []
+    for shown, text in read:
+        if shown in secrets:
+            lines = ", ".join(map(str, secrets[shown][:5]))
+            result.left_out.append(LeftOut(path=shown, reason=f"holds a secret (line {lines}); left out of the brief"))
+            continue
+        if budget <= 0:
+            result.left_out.append(LeftOut(path=shown, reason=f"over the {TOTAL_CHARS:,}-character context budget"))
+            continue
+        cap = min(FILE_CHARS, budget)
+        part = text[:cap]
+        budget -= len(part)
+        truncated = len(text) > cap
+        notice = f"\n[truncated: {cap:,} of {len(text):,} characters shown]" if truncated else ""
+        fence = "`" * max(3, _longest_backtick_run(part) + 1)
+        blocks.append(f"### {shown}\n\n{fence}\n{part}\n{fence}{notice}")
+        result.files.append(ContextFile(path=shown, chars=len(part), truncated=truncated))
+    if blocks:
+        sections.append("## Context files\n\n" + "\n\n".join(blocks))
+    result.text = "\n\n".join(sections)
+    return result
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
+async def _secret_lines(ctx: CallContext, files: list[str]) -> dict[str, list[int]]:
+    """The lines holding secrets in each of ``files`` that has any, by detect-secrets' defaults."""
+    found, _, _ = await scan_files(ctx, None, "detect-secrets' defaults", files)
+    lines: dict[str, list[int]] = {}
+    for item in found:
+        lines.setdefault(item["path"], []).append(item["line"])
+    return lines
