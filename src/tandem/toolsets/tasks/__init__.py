@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tandem.core import Toolset
-
-toolset = Toolset("tasks", description="The project's just recipes: list them, run one with arguments.")
+from tandem.toolsets.tasks import recipes, running  # noqa: F401  (they register the tools)
+from tandem.toolsets.tasks.toolset import toolset
 
 __all__ = ["toolset"]
