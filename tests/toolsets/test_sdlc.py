@@ -57,7 +57,7 @@ async def test_commit_is_refused_until_a_validation_passes_on_the_tree_it_commit
         # The tree changes after the validation: the validation no longer covers it.
         _change(root, "a + b + 0")
         message = await refused(client, "git_commit", message="refactor: swap", all=True)
-        assert "the working tree changed since the last passing run_all_validations" in message
+        assert "the working tree changed since the last passing validation (run_all_validations)" in message
         assert (await call(client, "sdlc_status"))["validation"]["current"] is False
 
         assert (await call(client, "run_all_validations"))["ok"]
@@ -73,11 +73,12 @@ async def test_a_failed_or_partial_validation_does_not_validate(tmp_path: Path) 
     (root / "test_app.py").write_text("from app import add\n\n\ndef test_add():\n    assert add(1, 2) == 4\n")
     async with _serve(root) as client:
         assert not (await call(client, "run_all_validations"))["ok"]
-        assert "the last run_all_validations failed" in await refused(client, "git_commit", message="x", all=True)
+        failed = await refused(client, "git_commit", message="x", all=True)
+        assert "the last validation (run_all_validations) failed" in failed
         (root / "test_app.py").write_text("from app import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
         assert (await call(client, "run_all_validations", skip=["tests"]))["ok"]
         message = await refused(client, "git_commit", message="x", all=True)
-        assert "does not count: it skipped tests" in message
+        assert "(run_all_validations) does not count: it skipped tests" in message
         assert (await call(client, "run_all_validations", paths=["app.py"]))["ok"]
         assert "checked only some paths" in await refused(client, "git_commit", message="x", all=True)
     _change(root, "b + a")
@@ -282,3 +283,23 @@ async def test_a_policy_file_linked_out_of_the_workspace_is_refused(tmp_path: Pa
     async with _serve(root) as client:
         message = await refused(client, "check_policy")
     assert "policy.toml" in message and str(tmp_path) not in message
+
+
+async def test_a_passing_validation_recipe_validates_like_run_all_validations(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "justfile").write_text("agent-validate:\n    python3 -c 'import app; assert app.add(1, 2) == 3'\n")
+    (root / ".gitignore").write_text(".tandem/\n__pycache__/\njustfile\n")
+    _change(root, "b + a")
+    settings = {"validation_tasks": ["agent-validate"]}
+    async with serving(root, toolsets=[*TOOLSETS, "tasks"], code=CODE, sdlc={"mode": "enforce", **settings}) as client:
+        assert "nothing was validated" in await refused(client, "git_commit", message="refactor: swap", all=True)
+        assert not (await call(client, "run_task", name="agent-validate"))["failed"]
+        status = await call(client, "sdlc_status")
+        assert status["validation"]["tool"] == "run_task:agent-validate" and status["commit_allowed"]
+        await call(client, "git_commit", message="refactor: swap", all=True)
+        _change(root, "a - b")
+        assert (await call(client, "run_task", name="agent-validate"))["failed"]
+        assert "the last validation (run_task:agent-validate) failed" in await refused(
+            client, "git_commit", message="fix: broken", all=True
+        )
+    assert git(root, "log", "-1", "--format=%s").strip() == "refactor: swap"

@@ -531,11 +531,11 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
         if state is None:
             why = "nothing was validated in this session"
         elif not state.ok:
-            why = "the last run_all_validations failed"
+            why = f"the last validation ({state.tool}) failed"
         elif not state.counts:
-            why = f"the last run_all_validations does not count: {state.why_not}"
+            why = f"the last validation ({state.tool}) does not count: {state.why_not}"
         else:
-            why = "the working tree changed since the last passing run_all_validations"
+            why = f"the working tree changed since the last passing validation ({state.tool})"
         problems.append(
             f"{why}; run run_all_validations (coder.run_all_validations through the orchestrator) and commit "
             "when it passes"
