@@ -18,6 +18,7 @@ import typer
 from tandem import __version__
 from tandem.config import Settings, load_settings
 from tandem.core import CallContext, ConfigError, InvalidArguments, NotFound, Registry, ToolError
+from tandem.core.profiles import toolsets_for
 
 app = typer.Typer(
     name="tandem",
@@ -32,6 +33,14 @@ WorkspaceOpt = Annotated[
 ]
 ToolsetsOpt = Annotated[
     str | None, typer.Option("--toolsets", help="Comma-separated toolsets to serve (default: all but conformance).")
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="full (every toolset), orchestrator (the brain, with a coder mounted as an upstream) or coder (the "
+        "hands); picks the toolsets when --toolsets is not given.",
+    ),
 ]
 
 
@@ -58,7 +67,7 @@ def _settings(workspace: Path | None, **overrides: Any) -> Settings:
 
 def _registry(settings: Settings) -> Registry:
     try:
-        return Registry.from_entry_points(settings.toolsets, settings.disabled_toolsets)
+        return Registry.from_entry_points(toolsets_for(settings), settings.disabled_toolsets)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
 
@@ -87,12 +96,19 @@ def serve(
         bool | None, typer.Option("--stateless/--stateful", help="Serve /mcp without sessions (JSON responses).")
     ] = None,
     toolsets: ToolsetsOpt = None,
+    profile: ProfileOpt = None,
     workspace: WorkspaceOpt = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
     """Run the MCP server: on stdio (the default, for clients that spawn it) or over HTTP with --http."""
     settings = _settings(
-        workspace, host=host, port=port, stateless_http=stateless, toolsets=toolsets, log_level=log_level
+        workspace,
+        host=host,
+        port=port,
+        stateless_http=stateless,
+        toolsets=toolsets,
+        profile=profile,
+        log_level=log_level,
     )
     logging.basicConfig(
         stream=sys.stderr, level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -307,11 +323,12 @@ def agent(
 @app.command()
 def tools(
     toolsets: ToolsetsOpt = None,
+    profile: ProfileOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: each tool with its schemas.")] = False,
 ) -> None:
     """List what the registry serves, by toolset."""
-    registry = _registry(_settings(workspace, toolsets=toolsets))
+    registry = _registry(_settings(workspace, toolsets=toolsets, profile=profile))
     if as_json:
         out = {
             name: [
@@ -345,11 +362,12 @@ def call(
         list[str] | None, typer.Argument(help="key=value pairs; a value that parses as JSON is taken as JSON.")
     ] = None,
     toolsets: ToolsetsOpt = None,
+    profile: ProfileOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Call a tool in-process and print its result."""
-    settings = _settings(workspace, toolsets=toolsets)
+    settings = _settings(workspace, toolsets=toolsets, profile=profile)
     wire = _invoke(settings, _registry(settings), tool, _parse_arguments(arguments or []))
     if as_json:
         typer.echo(json.dumps(wire, indent=2, ensure_ascii=False))
@@ -410,8 +428,8 @@ def _invoke(settings: Settings, registry: Registry, tool: str, args: dict[str, A
 
     tandem = TandemServer(registry, settings)
     try:
-        found = registry.tool(tool)
         with tandem.services.held() as services:
+            found = registry.tool(tool)  # once the services run: the gateway publishes its upstreams' tools
             result = anyio.run(
                 registry.invoke,
                 found,
@@ -427,6 +445,22 @@ def _invoke(settings: Settings, registry: Registry, tool: str, args: dict[str, A
     return tandem.tool_result(result).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def _invoke_local(settings: Settings, registry: Registry, tool: str, args: dict[str, Any]) -> Any:
+    """Call ``tool`` in-process without the MCP server around it (whose SDK costs half a second to import, which
+    ``tandem pack`` cannot afford); its result as the tool returned it. Errors exit."""
+    from tandem.core.services import Services
+
+    try:
+        with Services(registry.services, settings).held() as services:
+            found = registry.tool(tool)
+            context = CallContext(workspace=settings.workspace, settings=settings, services=services)
+            return anyio.run(registry.invoke, found, args, context)
+    except (NotFound, InvalidArguments) as exc:
+        raise _fail(str(exc)) from None
+    except ToolError as exc:
+        raise _fail(f"{tool}: {exc}", code=1) from None
+
+
 _PACK_SUFFIX = {"xml": ".xml", "markdown": ".md", "plain": ".txt", "json": ".json"}
 
 
@@ -440,6 +474,9 @@ def pack(
     include: Annotated[list[str] | None, typer.Option(help="Only files matching this glob (repeatable).")] = None,
     ignore: Annotated[list[str] | None, typer.Option(help="Leave out this glob too (repeatable).")] = None,
     line_numbers: Annotated[bool, typer.Option("--line-numbers", help="Number each file's lines.")] = False,
+    compress: Annotated[
+        bool, typer.Option("--compress", help="Keep signatures, imports, types and docstrings; drop function bodies.")
+    ] = False,
     token_budget: Annotated[
         int | None, typer.Option(help="Split into files of at most this many tokens (-1, -2, ... before the suffix).")
     ] = None,
@@ -455,11 +492,10 @@ def pack(
     settings = _settings(workspace, toolsets="context")
     args: dict[str, Any] = {"path": path, "style": style, "line_numbers": line_numbers, "encoding": encoding}
     args["leave_out_secrets"] = secret_scan
+    args["compress"] = compress
     args |= {k: v for k, v in (("include", include), ("ignore", ignore), ("token_budget", token_budget)) if v}
-    wire = _invoke(settings, _registry(settings), "pack_codebase", args)
-    if wire.get("isError"):
-        raise _fail(wire["content"][0]["text"], code=1)
-    stats = wire["structuredContent"]
+    result = _invoke_local(settings, _registry(settings), "pack_codebase", args)
+    stats = result.structured
     target = output or Path(f"tandem-pack{_PACK_SUFFIX.get(style, '.txt')}")
     lines = PackStore(settings.data_path / "packs").get(stats["pack_id"]).lines()
     written = []
@@ -468,8 +504,9 @@ def pack(
         where = target if part is None else target.with_name(f"{target.stem}-{number}{target.suffix}")
         where.write_text("\n".join(chosen) + "\n", encoding="utf-8")
         written.append(str(where))
-    typer.echo(wire["content"][0]["text"])
+    typer.echo(result.content[0].text)
     typer.echo(f"written: {', '.join(written)}")
+    _finish_fast.append(True)
 
 
 def _parse_arguments(pairs: list[str]) -> dict[str, Any]:
@@ -485,5 +522,22 @@ def _parse_arguments(pairs: list[str]) -> dict[str, Any]:
     return args
 
 
+_finish_fast: list[bool] = []
+"""Set by commands that end the process (``tandem pack``): what they built is not freed one object at a time."""
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if not _finish_fast:
+            raise
+        # The interpreter's teardown frees the tokenizer and every module, object by object: a third of a second
+        # a one-shot command does not need to spend once its output is written.
+        from tandem.core import worker_processes
+
+        worker_processes.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(done.code if isinstance(done.code, int) else 0 if done.code is None else 1)

@@ -6,19 +6,21 @@ third-party package plugs in exactly as ours do.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Literal, TypeVar
-
-from mcp.shared.uri_template import UriTemplate
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tandem.core.context import CallContext
 from tandem.core.errors import ConfigError, NotFound
 from tandem.core.schema import Signature, signature_of
 from tandem.core.services import ServiceFactory
+
+if TYPE_CHECKING:
+    from mcp.shared.uri_template import UriTemplate
 
 ENTRY_POINT_GROUP = "tandem.toolsets"
 
@@ -177,7 +179,8 @@ class Toolset:
 
     def service(self, fn: ServiceFactory) -> ServiceFactory:
         """Register the toolset's service: ``fn(settings)`` returns a context manager whose value lives as long as
-        the server and which tools reach as ``ctx.service(toolset_name)``."""
+        the server and which tools reach as ``ctx.service(toolset_name)``. A service that serves tools learnt at
+        runtime takes ``fn(settings, registry)`` and hands them to ``registry.publish``."""
         self.service_factory = fn
         return fn
 
@@ -248,6 +251,8 @@ class Toolset:
         """Register a function as a resource (a fixed URI) or a resource template (a URI with ``{variables}``)."""
 
         def register(fn: F) -> F:
+            from mcp.shared.uri_template import UriTemplate  # the SDK costs half a second to import; only here
+
             signature = signature_of(fn, context_type=CallContext)
             common = {
                 "name": name or fn.__name__,
@@ -337,6 +342,12 @@ class Registry:
         self.rpc_methods: dict[str, Tool] = {}
         self.before_hooks: dict[str, list[Hook]] = {}
         self.after_hooks: dict[str, list[Hook]] = {}
+        self.published: dict[str, dict[str, Tool]] = {}
+        """The tools each toolset published at runtime (see ``publish``), by toolset name."""
+        self.revision = 0
+        """Counts the changes ``publish`` made, so that a transport knows when to list the tools again."""
+        self.publishers: set[str] = set()
+        """The toolsets whose service may publish tools at runtime."""
         self.prompt_sources: list[PromptSource] = []
         for toolset in toolsets:
             self.add(toolset)
@@ -376,7 +387,11 @@ class Registry:
         self.toolsets[toolset.name] = toolset
         self.rpc_methods.update(rpc)
         if toolset.service_factory is not None:
-            self.services[toolset.name] = toolset.service_factory
+            factory = toolset.service_factory
+            if len(inspect.signature(factory).parameters) >= 2:
+                factory = functools.partial(factory, registry=self)
+                self.publishers.add(toolset.name)
+            self.services[toolset.name] = factory
         self.tools.update(toolset.tools)
         self.resources.update(toolset.resources)
         self.templates.update(toolset.templates)
@@ -387,6 +402,19 @@ class Registry:
             for names, hook in theirs:
                 for name in names:
                     mine.setdefault(name, []).append(hook)
+
+    def publish(self, toolset: str, tools: Iterable[Tool]) -> None:
+        """Serve ``tools`` for ``toolset`` from now on, in place of those it published before: tools learnt at
+        runtime (an upstream server's, mounted by the gateway). They are called, and their hooks run, like any
+        other. Safe from another thread: readers see the old mapping or the new one, never a half-built one."""
+        new = {tool.name: tool for tool in tools}
+        old = self.published.get(toolset, {})
+        clash = new.keys() & (self.tools.keys() - old.keys())
+        if clash:
+            raise ValueError(f"toolset {toolset!r} publishes tool(s) {sorted(clash)} that another toolset serves")
+        self.tools = {**{n: t for n, t in self.tools.items() if n not in old}, **new}
+        self.published = {**self.published, toolset: new}
+        self.revision += 1
 
     async def invoke(self, tool: Tool, arguments: dict[str, Any] | None, ctx: CallContext) -> Any:
         """Call ``tool`` as every transport does: its ``before`` hooks (which may refuse), the tool, its ``after``

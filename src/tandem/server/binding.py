@@ -25,7 +25,7 @@ from urllib.request import url2pathname
 
 import anyio
 import mcp_types as types
-from mcp.server import Server
+from mcp.server import NotificationOptions, Server
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheHint
 from mcp.server.connection import Connection
@@ -55,7 +55,7 @@ from tandem.core.content import (
 )
 from tandem.core.context import CallContext, LogLevel
 from tandem.core.errors import InvalidArguments, MissingCapability, NotFound, ToolError
-from tandem.core.registry import Registry, Tool
+from tandem.core.registry import Prompt, Registry, Tool
 from tandem.core.services import Services
 from tandem.server.interceptors import (
     Blocked,
@@ -83,6 +83,8 @@ RESOURCE_NOT_FOUND = -32002
 ROOTS_TIMEOUT_S = 10.0
 """How long a client has to answer roots/list."""
 _ROOTS_KEY = "client_roots"
+_TOOLS_SEEN_KEY = "tools_revision"
+"""The registry revision of the tool list a session was last sent."""
 MISSING_REQUIRED_CLIENT_CAPABILITY = types.MISSING_REQUIRED_CLIENT_CAPABILITY
 
 
@@ -103,6 +105,7 @@ class TandemServer:
             chain.add(self.timing)
         self.chain = chain
         self._tools = [_wire_tool(tool) for tool in registry.tools.values()]
+        self._tools_revision = registry.revision
         self._resources = [
             types.Resource(uri=r.uri, name=r.name, description=r.description or None, mime_type=r.mime_type)
             for r in registry.resources.values()
@@ -113,18 +116,8 @@ class TandemServer:
             )
             for t in registry.templates.values()
         ]
-        self._prompts = [
-            types.Prompt(
-                name=p.name,
-                title=p.title,
-                description=p.description or None,
-                arguments=[
-                    types.PromptArgument(name=a.name, description=a.description or None, required=a.required)
-                    for a in p.arguments
-                ],
-            )
-            for p in registry.prompts.values()
-        ]
+        self._prompts = [_wire_prompt(p) for p in registry.prompts.values()]
+        has_prompts = bool(registry.prompts or registry.prompt_sources)
         has_resources = bool(registry.resources or registry.templates)
         with warnings.catch_warnings():
             # logging/setLevel is deprecated from 2026-07-28 but clients of 2025-11-25 still send it.
@@ -144,9 +137,9 @@ class TandemServer:
                 on_read_resource=self._read_resource if has_resources else None,
                 on_subscribe_resource=self._subscribe if has_resources else None,
                 on_unsubscribe_resource=self._unsubscribe if has_resources else None,
-                on_list_prompts=self._list_prompts if registry.prompts else None,
-                on_get_prompt=self._get_prompt if registry.prompts else None,
-                on_completion=self._complete if registry.prompts or registry.templates else None,
+                on_list_prompts=self._list_prompts if has_prompts else None,
+                on_get_prompt=self._get_prompt if has_prompts else None,
+                on_completion=self._complete if has_prompts or registry.templates else None,
                 on_set_logging_level=self._set_logging_level,
                 on_roots_list_changed=self._roots_changed,
                 lifespan=self._lifespan,
@@ -173,7 +166,9 @@ class TandemServer:
             yield {}
 
     def initialization_options(self) -> InitializationOptions:
-        return self.server.create_initialization_options()
+        # A server whose toolsets publish tools at runtime tells its clients when the list changes.
+        changing = NotificationOptions(tools_changed=bool(self.registry.publishers))
+        return self.server.create_initialization_options(changing)
 
     async def call_tool_directly(
         self, dctx: DispatchContext[TransportContext], connection: Connection, params: dict[str, Any], request: Any
@@ -374,11 +369,31 @@ class TandemServer:
         return tool.input_schema if tool is not None else None
 
     async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListToolsResult:
+        revision = self.registry.revision
+        if revision != self._tools_revision:  # a toolset published tools at runtime (the gateway's upstreams)
+            self._tools = [_wire_tool(tool) for tool in self.registry.tools.values()]
+            self._tools_revision = revision
+        _, _, state = self._session(ctx)
+        state[_TOOLS_SEEN_KEY] = revision
         return types.ListToolsResult(tools=self._tools)
+
+    async def _tell_tools_changed(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        """Send ``notifications/tools/list_changed`` to a session whose last listing is out of date."""
+        _, _, state = self._session(ctx)
+        seen = state.get(_TOOLS_SEEN_KEY)
+        if seen is None or seen == self.registry.revision or not ctx.session.can_send_request:
+            return
+        state[_TOOLS_SEEN_KEY] = self.registry.revision
+
+        async def send(_params: dict[str, Any]) -> None:
+            await ctx.session.send_tool_list_changed()
+
+        await self.emit(ctx, "notifications/tools/list_changed", {}, send)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
+        await self._tell_tools_changed(ctx)
         try:
             tool = self.registry.tool(params.name)
             call_ctx = self.call_context(ctx, params)
@@ -551,14 +566,18 @@ class TandemServer:
         return types.ReadResourceResult(contents=[contents])
 
     async def _list_prompts(self, ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListPromptsResult:
-        return types.ListPromptsResult(prompts=self._prompts)
+        if not self.registry.prompt_sources:
+            return types.ListPromptsResult(prompts=self._prompts)
+        runtime = await self.registry.runtime_prompts(self.call_context(ctx))
+        return types.ListPromptsResult(prompts=self._prompts + [_wire_prompt(p) for p in runtime])
 
     async def _get_prompt(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult | types.InputRequiredResult:
         try:
-            prompt = self.registry.prompt(params.name)
-            rendered = await prompt.render(params.arguments, self.call_context(ctx, params))
+            call_ctx = self.call_context(ctx, params)
+            prompt = await self.registry.find_prompt(params.name, call_ctx)
+            rendered = await prompt.render(params.arguments, call_ctx)
         except (NotFound, InvalidArguments, ToolError) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
         except MissingCapability as exc:
@@ -782,6 +801,18 @@ def _transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
     if scope is not None:
         return "sse" if scope["path"].rstrip("/").endswith("/messages") else "streamable-http"
     return current_transport.get()
+
+
+def _wire_prompt(prompt: Prompt) -> types.Prompt:
+    return types.Prompt(
+        name=prompt.name,
+        title=prompt.title,
+        description=prompt.description or None,
+        arguments=[
+            types.PromptArgument(name=a.name, description=a.description or None, required=a.required)
+            for a in prompt.arguments
+        ],
+    )
 
 
 def _wire_tool(tool: Tool) -> types.Tool:
