@@ -1,13 +1,27 @@
 """The secret detection every toolset shares: detect-secrets (every plugin, its default filters, ``pragma:
 allowlist secret``) over files or the lines a diff adds, in Tandem's worker processes (detect-secrets keeps its
-settings in process-wide state), findings masked so that no secret ever leaves in a result."""
+settings in process-wide state), findings masked so that no secret ever leaves in a result.
+
+Files are scanned as ``detect_secrets.core.scan.scan_file`` scans them, with one difference in cost, not in
+outcome: detect-secrets hands every line to every plugin (27 of them by default), which is seconds for a codebase.
+Here each plugin's own regexes are first searched over the whole file at once, and a line goes only to the
+plugins whose regexes match it (a high-entropy plugin: a quoted string over its entropy limit), because those
+plugins report nothing on any other line. Plugins Tandem does not know (a baseline's own) get every line.
+"""
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import functools
+import itertools
+import math
 import os
+import re
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +32,11 @@ from tandem.core.workspace_path import open_in_workspace
 
 BATCH = 8
 """Files per worker task: small, so that every worker process stays busy (one large file can take seconds)."""
+IN_PROCESS_BYTES = 4 * 1024 * 1024
+"""Up to this much to scan, while no worker process runs yet, the scan runs here: starting the workers would take
+longer than the scan (for a one-shot ``tandem pack``, most of its time)."""
+_in_process = threading.Lock()
+"""detect-secrets' settings are process-wide: one scan in this process at a time."""
 SHOWN_LINE = 200
 REDACTED = "<redacted>"
 Config = dict[str, Any]
@@ -92,6 +111,290 @@ def configured(config: Config | None, source: str) -> Iterator[None]:
         yield
 
 
+_MAX_CHOICES = 16
+"""The most alternative strings tracked for one piece of a regex when finding what its matches must contain."""
+
+
+def _exact(op: Any, value: Any) -> set[str] | None:
+    """Every string one parsed regex element matches, when they are few (``[ab]``, ``x|yz``, a literal);
+    zero-width elements (anchors, lookarounds) match the empty string."""
+    from re import _constants as sre
+
+    if op is sre.LITERAL:
+        return {chr(value)}
+    if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
+        return {""}
+    if op is sre.IN:
+        chars: set[str] = set()
+        for kind, item in value:
+            if kind is sre.LITERAL:
+                chars.add(chr(item))
+            elif kind is sre.RANGE and item[1] - item[0] < _MAX_CHOICES:
+                chars.update(map(chr, range(item[0], item[1] + 1)))
+            else:  # a negation, a category (\\d, \\w): too many
+                return None
+        return chars if len(chars) <= _MAX_CHOICES else None
+    if op is sre.SUBPATTERN:
+        return _exact_sequence(value[-1])
+    if op is sre.BRANCH:
+        strings: set[str] = set()
+        for branch in value[1]:
+            found = _exact_sequence(branch)
+            if found is None:
+                return None
+            strings |= found
+        return strings if len(strings) <= _MAX_CHOICES else None
+    return None
+
+
+def _exact_sequence(items: Any) -> set[str] | None:
+    strings = {""}
+    for op, value in items:
+        found = _exact(op, value)
+        if found is None or len(strings) * len(found) > _MAX_CHOICES:
+            return None
+        strings = {a + b for a in strings for b in found}
+    return strings
+
+
+def _required(items: Any) -> set[str] | None:
+    """Strings one of which every match of the parsed regex ``items`` contains, or ``None`` if there are none
+    to be sure of: the most telling of its runs of exact pieces and of what its other pieces require."""
+    from re import _constants as sre
+
+    options: list[set[str]] = []
+    run = {""}
+    for op, value in items:
+        found = _exact(op, value)
+        if found is not None and len(run) * len(found) <= _MAX_CHOICES:
+            run = {a + b for a in run for b in found}
+            continue
+        options.append(run)
+        run = set(found) if found is not None else {""}
+        if found is not None:
+            continue
+        if op is sre.SUBPATTERN:
+            inner = _required(value[-1])
+        elif op is sre.ATOMIC_GROUP:
+            inner = _required(value)
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and value[0] >= 1:
+            inner = _required(value[2])
+        elif op is sre.BRANCH:
+            parts = [_required(branch) for branch in value[1]]
+            inner = None if any(part is None for part in parts) else set().union(*parts)  # type: ignore[arg-type]
+        else:
+            inner = None
+        if inner is not None:
+            options.append(inner)
+    options.append(run)
+    usable = [option for option in options if option and "" not in option]
+    return max(usable, key=lambda option: (min(map(len, option)), -len(option)), default=None)
+
+
+@functools.cache
+def _literals(pattern: re.Pattern[str]) -> tuple[frozenset[str], bool] | None:
+    """What every match of ``pattern`` contains, one string of a set, and whether to look for it in lower case;
+    ``None`` when nothing is known (then every line is searched). Under ``IGNORECASE`` only ASCII letters are
+    compared lowered (lines with other characters are always searched), so a literal keeps its longest ASCII
+    stretch."""
+    from re import _constants as sre
+    from re import _parser
+
+    try:
+        parsed = _parser.parse(pattern.pattern, pattern.flags)
+    except re.error:
+        return None
+    ignore_case = bool(parsed.state.flags & re.IGNORECASE) or _adds_ignorecase(parsed.data, sre)
+    found = _required(parsed.data)
+    if found is None:
+        return None
+    if ignore_case:
+        found = {max(re.split(r"[^\x00-\x7f]", text), key=len).lower() for text in found}
+        if "" in found:
+            return None
+    # A text holding "key'" holds "key": only the shortest forms need looking for.
+    return frozenset(text for text in found if not any(other != text and other in text for other in found)), ignore_case
+
+
+def _adds_ignorecase(items: Any, sre: Any) -> bool:
+    """Whether an inline group (``(?i:...)``) turns on IGNORECASE somewhere in the parsed regex."""
+    for op, value in items:
+        if op is sre.SUBPATTERN and (value[1] & re.IGNORECASE or _adds_ignorecase(value[-1], sre)):
+            return True
+        nested = value[-1] if isinstance(value, tuple) and value and isinstance(value[-1], list) else None
+        if op is sre.BRANCH:
+            if any(_adds_ignorecase(branch, sre) for branch in value[1]):
+                return True
+        elif nested is not None and op is not sre.SUBPATTERN and _adds_ignorecase(nested, sre):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Sieve:
+    """Which lines one plugin can report on: those its ``patterns`` match. ``patterns`` is ``None`` for a plugin
+    whose workings Tandem does not know (every line goes to it); ``entropy`` marks a high-entropy plugin, whose
+    quoted strings count only over its entropy limit."""
+
+    plugin: Any
+    patterns: tuple[re.Pattern[str], ...] | None
+    entropy: bool = False
+
+
+def _sieve(plugin: Any, filename: str) -> _Sieve:
+    """What ``plugin.analyze_line`` searches ``filename``'s lines with, read from detect-secrets' own classes."""
+    from detect_secrets.plugins import keyword
+    from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+    from detect_secrets.plugins.high_entropy_strings import HexHighEntropyString, HighEntropyStringsPlugin
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+    from detect_secrets.util.filetype import determine_file_type
+
+    kind = type(plugin)
+    # JwtTokenDetector's analyze_string filters what the base one finds.
+    plain = kind.analyze_string is RegexBasedDetector.analyze_string or kind is JwtTokenDetector
+    if isinstance(plugin, RegexBasedDetector) and kind.analyze_line is BasePlugin.analyze_line and plain:
+        return _Sieve(plugin, tuple(plugin.denylist))
+    # HexHighEntropyString's entropy only lowers the base figure (for strings of digits).
+    entropy = (HighEntropyStringsPlugin.calculate_shannon_entropy, HexHighEntropyString.calculate_shannon_entropy)
+    if (
+        isinstance(plugin, HighEntropyStringsPlugin)
+        and kind.analyze_line is HighEntropyStringsPlugin.analyze_line
+        and kind.analyze_string is HighEntropyStringsPlugin.analyze_string
+        and kind.calculate_shannon_entropy in entropy
+        and not any(char in plugin.charset for char in "\r\n")
+    ):
+        return _Sieve(plugin, (plugin.regex,), entropy=True)
+    if kind is keyword.KeywordDetector:
+        # The regexes its analyze_line picks for this file's type; keyword_exclude only ever removes findings.
+        chosen = keyword.REGEX_BY_FILETYPE.get(
+            determine_file_type(filename), keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
+        )
+        return _Sieve(plugin, tuple(chosen))
+    return _Sieve(plugin, None)
+
+
+def _over_limit(plugin: Any, value: str) -> bool:
+    """Whether a high-entropy plugin keeps ``value``; a string of n characters has at most log2(n) bits each."""
+    return math.log2(max(len(value), 1)) > plugin.entropy_limit and (
+        plugin.calculate_shannon_entropy(value) > plugin.entropy_limit
+    )
+
+
+@dataclass(eq=False)
+class _Text:
+    """One file's lines as the plugins see them (stripped), joined by newlines for searching all at once."""
+
+    lines: list[str]
+    joined: str
+    starts: list[int]
+    lowered: str | None
+    """``joined`` in lower case when it is all ASCII (lowering then keeps every offset)."""
+
+    @classmethod
+    def of(cls, lines: list[str]) -> _Text:
+        stripped = [line.rstrip() for line in lines]
+        joined = "\n".join(stripped)
+        starts = list(itertools.accumulate((len(line) + 1 for line in stripped[:-1]), initial=0))
+        return cls(stripped, joined, starts, joined.lower() if joined.isascii() else None)
+
+    @functools.cached_property
+    def lowered_lines(self) -> list[str | None]:
+        """Each line in lower case, ``None`` for one that is not all ASCII."""
+        return [line.lower() if line.isascii() else None for line in self.lines]
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset)
+
+    def containing(self, literals: frozenset[str], ignore_case: bool) -> Iterator[int]:
+        """The line numbers of lines that hold one of ``literals`` (and, under ``ignore_case``, lines that are
+        not all ASCII)."""
+        if ignore_case and self.lowered is None:
+            for number, line in enumerate(self.lowered_lines, start=1):
+                if line is None or any(literal in line for literal in literals):
+                    yield number
+            return
+        text = self.lowered if ignore_case and self.lowered is not None else self.joined
+        for literal in literals:
+            at = text.find(literal)
+            while at >= 0:
+                number = self.line_of(at)
+                yield number
+                # The rest of this line is already chosen: go on from the next one.
+                at = text.find(literal, self.starts[number]) if number < len(self.starts) else -1
+
+
+def _lines_for(sieve: _Sieve, text: _Text) -> set[int]:
+    """The line numbers (1-based) ``sieve``'s plugin can report on."""
+    every = range(1, len(text.lines) + 1)
+    if sieve.patterns is None:
+        return set(every)
+    chosen: set[int] = set()
+    for pattern in sieve.patterns:
+        if sieve.entropy:
+            # A quoted string never spans lines (its characters exclude newlines), so the file's matches are the
+            # lines' matches, each checked against the limit as analyze_line checks it.
+            for match in pattern.finditer(text.joined):
+                if _over_limit(sieve.plugin, match.group(2)):
+                    chosen.add(text.line_of(match.start()))
+            continue
+        literals = _literals(pattern)
+        candidates = every if literals is None else set(text.containing(*literals))
+        chosen.update(
+            number for number in candidates if number not in chosen and pattern.search(text.lines[number - 1])
+        )
+    return chosen
+
+
+def _scan_lines(lines: list[str], filename: str) -> Iterator[Any]:
+    """detect-secrets' ``_process_line_based_plugins`` over ``lines``, each line handed only to the plugins that
+    can report on it: the same findings, in the same order."""
+    from detect_secrets.core.scan import _is_filtered_out, _scan_line
+    from detect_secrets.settings import get_plugins
+    from detect_secrets.util.code_snippet import get_code_snippet
+
+    text = _Text.of(lines)
+    wanted: dict[int, list[Any]] = {}
+    for sieve in [_sieve(plugin, filename) for plugin in get_plugins()]:
+        for number in _lines_for(sieve, text):
+            wanted.setdefault(number, []).append(sieve.plugin)
+    for number in sorted(wanted):
+        line = text.lines[number - 1]
+        context = get_code_snippet(lines=lines, line_number=number)
+        if _is_filtered_out(required_filter_parameters=["line"], filename=filename, line=line, context=context):
+            continue
+        for plugin in wanted[number]:
+            for secret in _scan_line(plugin=plugin, filename=filename, line=line, line_number=number, context=context):
+                if not _is_filtered_out(
+                    required_filter_parameters=["context"],
+                    filename=secret.filename,
+                    secret=secret.secret_value,
+                    plugin=plugin,
+                    line=line,
+                    context=context,
+                ):
+                    yield secret
+
+
+def scan_file(filename: str) -> Iterator[Any]:
+    """``detect_secrets.core.scan.scan_file``, line by line through ``_scan_lines``: the file as read (or as its
+    type's transformer reads it), then, if that holds no secret, as the eager transformers read it."""
+    from detect_secrets.core.scan import _get_lines_from_file, _is_filtered_out
+    from detect_secrets.settings import get_plugins
+
+    if not get_plugins() or _is_filtered_out(required_filter_parameters=["filename"], filename=filename):
+        return
+    try:
+        for lines in _get_lines_from_file(filename):
+            found = False
+            for secret in _scan_lines(lines, filename):
+                found = True
+                yield secret
+            if found:
+                break
+    except OSError:
+        return
+
+
 def _unscannable(root: Path, name: str, max_bytes: int) -> str | None:
     """Why a listed file is not scanned ('binary', too large, unreadable); None when it is scanned."""
     try:
@@ -112,8 +415,6 @@ def scan_file_batch(
     """Scan ``files`` (relative to ``workspace``, which becomes the working directory so that filenames and
     exclusion patterns read as in a baseline): the findings, the files skipped and why, and how many were scanned.
     Runs in a worker process."""
-    from detect_secrets.core import scan
-
     root = Path(workspace)
     readable, skipped = [], []
     for name in files:
@@ -126,7 +427,7 @@ def scan_file_batch(
     os.chdir(workspace)
     try:
         with configured(config, source):
-            secrets = [secret for name in readable for secret in scan.scan_file(name)]
+            secrets = [secret for name in readable for secret in scan_file(name)]
         lines_of: dict[str, dict[int, str]] = {}
         for name in {s.filename for s in secrets}:
             with open(name, encoding="utf-8", errors="replace") as handle:
@@ -158,12 +459,35 @@ def scan_diff_text(workspace: str, config: Config | None, source: str, diff: str
         os.chdir(previous)
 
 
+def _small_here(workspace: str, files: list[str]) -> bool:
+    """Whether ``files`` can be scanned in this process: little enough of them, and the process already working
+    in ``workspace`` (the scan reads names relative to the working directory, and this process's must not move)."""
+    if os.path.realpath(os.getcwd()) != os.path.realpath(workspace):
+        return False
+    total = 0
+    for name in files:
+        with contextlib.suppress(OSError):
+            total += os.stat(os.path.join(workspace, name)).st_size
+        if total > IN_PROCESS_BYTES:
+            return False
+    return True
+
+
 async def scan_files(
     ctx: CallContext, config: Config | None, source: str, files: list[str]
 ) -> tuple[list[dict[str, Any]], list[str], int]:
     """Scan ``files`` in worker processes: the findings, the files skipped and why, how many were scanned."""
-    batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
     workspace, budget = str(ctx.path(".")), ctx.settings.max_file_bytes
+    if not worker_processes.started() and await ctx.run_sync(lambda: _small_here(workspace, files)):
+
+        def scan_here() -> tuple[list[dict[str, Any]], list[str], int]:
+            with _in_process:
+                return scan_file_batch(workspace, budget, config, source, files)
+
+        outcome = await ctx.run_sync(scan_here)
+        await ctx.report_progress(len(files), len(files), f"{len(outcome[0])} secrets")
+        return outcome
+    batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
     futures: list[Future[tuple[list[dict[str, Any]], list[str], int]]] = [
         worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch) for batch in batches
     ]

@@ -52,6 +52,11 @@ def _discard(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
+def started() -> bool:
+    """Whether the pool's processes are running (starting them costs each a Python start-up and its imports)."""
+    return _pool is not None
+
+
 def submit(fn: Callable[..., T], *args: Any) -> Future[T]:
     """Start ``fn(*args)`` in a worker process (``fn`` and its arguments must pickle: a module-level function)."""
     pool = _get_pool()

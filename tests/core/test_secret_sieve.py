@@ -1,0 +1,148 @@
+"""Tandem's faster file scan finds exactly what detect-secrets' own ``scan_file`` finds: on Tandem's repository and
+on files holding every kind of secret the default plugins know, in the places a line-skipping scan could miss."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from detect_secrets.core import scan
+from detect_secrets.settings import default_settings, transient_settings
+
+from tandem.core.secret_engine import scan_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SAMPLES = {
+    "keys.py": (
+        'AWS_ACCESS_KEY_ID = "AKIAZ4XQ7RW2MPL3KVNT"\n'
+        'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n'
+        'password = "hunter2-correct-horse-battery"\n'
+        'PASSWORD="Tr0ub4dor&3-zebra"\n'
+        'db_pass = "s3cr3t-value-here-1234"\n'
+        "token = 'ghp_1x9Ab3Cd5Ef7Gh9Ij1Kl3Mn5Op7Qr9St1Uv3'\n"
+        'allowed = "AKIAZ4XQ7RW2MPL3KVNX"  # pragma: allowlist secret\n'
+        "# pragma: allowlist nextline secret\n"
+        'later = "AKIAQ7RT2W4XM9PL6KZB"\n'
+        'hex_value = "b3c1f9a27d4e8a6f0c5d2e9b7a1f3c8d6e4b2a90"\n'
+        'b64 = "Zm9vYmFyYmF6cXV4c2VjcmV0dmFsdWVoZXJlMTIzNDU2Nzg5MA=="\n'
+        'digits = "12345678901234567890123"\n'
+        'jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."\n'
+        '  "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"\n'
+        'jwt_one_line = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N"\n'
+        'stripe = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"\n'
+        'slack = "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx"\n'
+        'hook = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"\n'
+        'sendgrid = "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"\n'
+        'twilio = "AC0123456789abcdef0123456789abcdef"\n'
+        'mailchimp = "0123456789abcdef0123456789abcdef-us12"\n'
+        'npm_line = "//registry.npmjs.org/:_authToken=npm_abcdefghijklmnopqrstuvwxyz0123456789"\n'
+        'url = "https://admin:Sup3rS3cretPw@db.example.com:5432/app"\n'
+        'telegram = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"\n'
+        'discord = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"\n'
+        'square = "sq0csp-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"\n'
+        'openai = "sk-abcdefghij0123456789T3BlbkFJabcdefghij0123456789"\n'
+        'pypi = "pypi-AgEIcHlwaS5vcmc' + "A" * 70 + '"\n'
+        'azure = "AccountKey=' + "a" * 86 + '=="\n'
+        'artifactory = "AKCp5budTFpbypBqQbGJPz3pGCi28pPivfWczqjfYb9drAmd9LbRZbj6UpKFxJXA8ksWGc9fM"\n'
+        'ibm_cloud_api_key = "abcd1234abcd1234abcd1234abcd1234abcd1234abcd"\n'
+        'ibm_cos_hmac_secret_access_key = "abcdef0123456789abcdef0123456789abcdef0123456789"\n'
+        'softlayer_api_key = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"\n'
+        'cloudant_password = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"\n'
+        'gitlab = "glpat-abcdefghij0123456789"\n'
+        'server = "8.8.8.8:53"\n'
+        'private_ip = "192.168.1.20"\n'
+        'SECRET_kEy_Ǳ = "Pl4in-words-that-count-Ǳ"\n'
+        '\u017fecret = "long-s-is-a-case-variant-of-s"\n'
+        '\u212aEY = "Kelvin\u212a-sign-value-9a8b7c6d"\n'
+        'if ("hunter22-is-not-mine" == my_password_field) {}\n'
+        "trailing = 'AKIAZ4XQ7RW2MPL3KVNW'   \n"
+        "AKIAZ4XQ7RW2MPL3KVNY\n"
+    ),
+    "id_rsa": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n",
+    "settings.yaml": (
+        'database:\n  password: unquoted-yaml-password-123\n  escaped: "Ystal\\x77art99plover"\n'
+        "api_key: 'Zm9vYmFyYmF6cXV4c2VjcmV0dmFsdWVoZXJlMTIz'\nlist:\n  - b3c1f9a27d4e8a6f0c5d2e9b7a1f3c8d6e4b2a91\n"
+    ),
+    "app.ini": ("[server]\npassword = ini-password-value-777\nkey = \n  continued-Zm9vYmFyYmF6cXV4c2VjcmV0dmFsdWVo\n"),
+    ".env": "SECRET_TOKEN=abc123def456ghi789jkl012mno345\nAPI_KEY=AKIAJ5ZQ3TW8NRB2XLYP\n",
+    "main.go": 'package main\n\nconst apiKey := "go-secret-value-abcdef123456"\nvar password = "gopass-9999-zzzz"\n',
+    "Config.java": 'class C { String secret = "java-secret-value-0987654321"; }\n',
+    "app.js": "const creds = {\n  password: 'js-password-value-1234',\n  secret: `tmpl-${x}`,\n};\n",
+    "crlf.txt": 'password = "crlf-password-value-55"\r\napi_key = "AKIAZ4XQ7RW2MPL3KVNQ"\r\n',
+    "clean.py": '"""Nothing secret."""\n\nVALUE = "hello"\nKEYS = ["a", "b"]\n',
+    "unicode.md": 'Ünïcödé tëxt with a pässword = "ünicode-password-value" and 8.8.4.4 — done\n',
+}
+
+
+def _findings(files: list[str], scanner: object) -> list[tuple[str, int, str, str]]:
+    return [(s.filename, s.line_number, s.type, s.secret_hash) for name in files for s in scanner(name)]  # type: ignore[operator]
+
+
+def _same_in(root: Path, files: list[str]) -> list[tuple[str, int, str, str]]:
+    previous = os.getcwd()
+    os.chdir(root)
+    try:
+        with default_settings():
+            theirs = _findings(files, scan.scan_file)
+            ours = _findings(files, scan_file)
+    finally:
+        os.chdir(previous)
+    assert ours == theirs
+    return ours
+
+
+def test_every_kind_of_secret_is_found_as_detect_secrets_finds_it(tmp_path: Path) -> None:
+    for name, text in SAMPLES.items():
+        (tmp_path / name).write_bytes(text.encode())
+    found = _same_in(tmp_path, sorted(SAMPLES))
+    kinds = {kind for _, _, kind, _ in found}
+    assert len(kinds) >= 20, kinds  # the samples exercise most plugins, so the comparison means something
+    assert {"settings.yaml", "app.ini", "id_rsa", "keys.py", ".env"} <= {path for path, *_ in found}
+
+
+def test_tandems_own_repository_scans_the_same() -> None:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    files = [name for name in listed.splitlines() if (ROOT / name).is_file()]
+    assert len(files) > 100
+    _same_in(ROOT, files)
+
+
+@pytest.mark.parametrize("limit", [2.0, 5.5])
+def test_a_baselines_own_limits_are_honoured(tmp_path: Path, limit: float) -> None:
+    (tmp_path / "keys.py").write_text(SAMPLES["keys.py"])
+    config = {
+        "plugins_used": [
+            {"name": "Base64HighEntropyString", "limit": limit},
+            {"name": "HexHighEntropyString", "limit": limit / 2},
+            {"name": "KeywordDetector", "keyword_exclude": "hunter"},
+        ],
+        "filters_used": [],
+    }
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with transient_settings(config):
+            assert _findings(["keys.py"], scan_file) == _findings(["keys.py"], scan.scan_file)
+    finally:
+        os.chdir(previous)
+
+
+def test_a_one_shot_pack_scans_in_its_own_process_and_leaves_secrets_out(tmp_path: Path) -> None:
+    """``tandem pack`` run in the workspace scans without starting worker processes; what it finds is left out."""
+    (tmp_path / "keys.py").write_text(SAMPLES["keys.py"])
+    (tmp_path / "clean.py").write_text(SAMPLES["clean.py"])
+    done = subprocess.run(
+        [sys.executable, "-m", "tandem", "pack", "-o", "out.xml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    packed = (tmp_path / "out.xml").read_text()
+    assert '<file path="clean.py">' in packed and "keys.py" not in packed.split("</directory_structure>")[1]
+    assert "1 skipped" in done.stdout
