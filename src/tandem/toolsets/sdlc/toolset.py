@@ -504,20 +504,6 @@ async def _consulted(tool: Tool, arguments: dict[str, Any], result: Any, ctx: Ca
             sdlc.loops.save(_session(ctx), loop)
 
 
-def _delegated(arguments: dict[str, Any], suffix: str) -> bool:
-    name = str(arguments.get("tool", ""))
-    return name == suffix or name.endswith("." + suffix)
-
-
-@toolset.after("delegate")
-async def _delegated_validation(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
-    if _delegated(arguments, "run_all_validations"):
-        inner = arguments.get("arguments") or {}
-        await _record_validation(
-            f"delegate:{arguments.get('tool')}", _validation_outcome(_sdlc(ctx), inner, result), ctx
-        )
-
-
 async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallContext) -> None:
     sdlc = _sdlc(ctx)
     mode = sdlc.mode()
@@ -568,12 +554,6 @@ async def _before_commit(tool: Tool, arguments: dict[str, Any], ctx: CallContext
     await _guard_commit(tool.name, arguments, ctx)
 
 
-@toolset.before("delegate")
-async def _before_delegated_commit(tool: Tool, arguments: dict[str, Any], ctx: CallContext) -> None:
-    if _delegated(arguments, "git_commit"):
-        await _guard_commit(f"delegate:{arguments.get('tool')}", arguments.get("arguments") or {}, ctx)
-
-
 async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
     if _is_error(result):
         return
@@ -590,9 +570,3 @@ async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
 @toolset.after(*COMMITS)
 async def _committed(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
     await _record_commit(tool.name, result, ctx)
-
-
-@toolset.after("delegate")
-async def _delegated_commit(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
-    if _delegated(arguments, "git_commit"):
-        await _record_commit(f"delegate:{arguments.get('tool')}", result, ctx)
