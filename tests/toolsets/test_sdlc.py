@@ -57,7 +57,7 @@ async def test_commit_is_refused_until_a_validation_passes_on_the_tree_it_commit
         # The tree changes after the validation: the validation no longer covers it.
         _change(root, "a + b + 0")
         message = await refused(client, "git_commit", message="refactor: swap", all=True)
-        assert "the working tree changed since the last passing validation (run_all_validations)" in message
+        assert "the last passing validation (run_all_validations) did not check: app.py (not validated)" in message
         assert (await call(client, "sdlc_status"))["validation"]["current"] is False
 
         assert (await call(client, "run_all_validations"))["ok"]
@@ -303,3 +303,119 @@ async def test_a_passing_validation_recipe_validates_like_run_all_validations(tm
             client, "git_commit", message="fix: broken", all=True
         )
     assert git(root, "log", "-1", "--format=%s").strip() == "refactor: swap"
+
+
+async def test_the_index_is_what_is_checked_not_the_work_tree(tmp_path: Path) -> None:
+    """A broken version staged and the good one back in the work tree: the commit would record the broken one."""
+    root = _project(tmp_path)
+    _change(root, "a - b")
+    git(root, "add", "app.py")
+    _change(root, "a + b")
+    async with _serve(root) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        message = await refused(client, "git_commit", message="fix: broken index")
+        assert "did not check: app.py (not validated)" in message
+        git(root, "add", "app.py")  # now the index holds what was validated
+        await call(client, "git_commit", message="fix: the index as validated", allow_empty=True)
+    assert "return a + b" in git(root, "show", "HEAD:app.py")
+
+
+async def test_a_tree_changed_while_the_validation_ran_is_not_validated(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "justfile").write_text("agent-validate:\n    echo 'x = 1' > late.py\n")
+    (root / ".gitignore").write_text(".tandem/\n__pycache__/\njustfile\n")
+    _change(root, "b + a")
+    sdlc = {"mode": "enforce", "validation_tasks": ["agent-validate"]}
+    async with serving(root, toolsets=[*TOOLSETS, "tasks"], code=CODE, sdlc=sdlc) as client:
+        assert not (await call(client, "run_task", name="agent-validate"))["failed"]
+        status = await call(client, "sdlc_status")
+        message = await refused(client, "git_commit", message="refactor: swap", all=True)
+    assert status["validation"]["why_not"] == "the work tree changed while it ran; run it again"
+    assert "the work tree changed while it ran" in message
+
+
+async def test_a_commit_in_a_nested_repository_is_checked_against_that_repository(tmp_path: Path) -> None:
+    (tmp_path / "outer").mkdir()
+    root = tmp_path / "outer"
+    (root / "lib").mkdir()
+    inner = _project(root / "lib")  # the workspace root is not a repository; lib/ is
+    async with _serve(root, "warn") as client:
+        _change(inner, "b + a")
+        await call(client, "git_commit", message="refactor: unvalidated", all=True, repo="lib")
+        warned = (await call(client, "sdlc_status"))["warnings"]
+    assert "nothing was validated" in warned[-1]
+    assert git(inner, "log", "-1", "--format=%s").strip() == "refactor: unvalidated"
+    _change(inner, "a + b")
+    async with _serve(root) as client:
+        report = await call(client, "run_all_validations")
+        assert report["ok"], [(s["name"], s["status"], s["summary"]) for s in report["steps"]]
+        status = await call(client, "sdlc_status")
+        (inner / "app.py").write_text("def add(a, b):\n    return a - b\n")
+        message = await refused(client, "git_commit", message="fix: later", all=True, repo="lib")
+    assert status["commit_allowed"] and "did not check: app.py (not validated)" in message
+
+
+async def test_untracked_nested_repositories_and_odd_file_names_can_be_validated(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    nested = root / "vendored"
+    nested.mkdir()
+    git(nested, "init", "-q")  # an untracked clone without commits
+    (nested / "x.txt").write_text("x\n")
+    (root / "we\nird name.txt").write_text("odd\n")
+    async with _serve(root) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        status = await call(client, "sdlc_status")
+        await call(client, "git_add", paths=["we\nird name.txt"])
+        await call(client, "git_commit", message="docs: an odd name")
+    assert status["validation"]["current"] and status["validation"]["counts"]
+    assert "we\nird name.txt" in git(root, "ls-tree", "-r", "-z", "--name-only", "HEAD").split("\0")
+
+
+async def test_commands_that_make_commits_are_refused_outside_git_commit(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _change(root, "a - b")
+    toolsets = [*TOOLSETS, "workspace"]
+    async with serving(root, toolsets=toolsets, code=CODE, sdlc={"mode": "enforce"}) as client:
+        message = await refused(client, "execute_command", argv=["git", "-C", ".", "commit", "-qam", "sneak"])
+        assert "commits go through git_commit" in message
+        assert "commits go through git_commit" in await refused(
+            client, "execute_command", command="git -c user.name=x merge --no-edit main"
+        )
+        listed = await call(client, "execute_command", argv=["git", "log", "--oneline"])
+    async with serving(root, toolsets=toolsets, code=CODE, sdlc={"mode": "warn"}) as client:
+        await call(client, "execute_command", argv=["git", "commit", "-qam", "warned"])
+    assert listed["exit_code"] == 0 and "feat: start" in listed["stdout"]
+    assert git(root, "log", "-1", "--format=%s").strip() == "warned"
+
+
+async def test_instruction_files_out_of_the_workspace_are_left_out_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    root = _project(tmp_path / "repo")
+    (tmp_path / "shared.md").write_text("- Never edit `app.py`.\n")
+    (root / "CLAUDE.md").symlink_to(tmp_path / "shared.md")
+    async with _serve(root, "warn") as client:
+        report = await call(client, "check_policy")
+        _change(root, "b + a")
+        await call(client, "git_commit", message="refactor: swap", all=True)
+    assert report["ok"] and any("CLAUDE.md is left out" in n for n in report["notes"])
+    assert git(root, "log", "-1", "--format=%s").strip() == "refactor: swap"
+
+
+async def test_prose_with_conditions_or_negations_makes_no_rules(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "CLAUDE.md").write_text(
+        "- Never use `os.system`; use `subprocess.run` instead.\n"
+        "- Do not edit files outside `src/`.\n"
+        "- Don't change `pyproject.toml` without running `uv lock`.\n"
+        "- Keep functions small: no function over 30 lines.\n"
+        "- Files may be longer than 100 lines when they are generated.\n"
+        "- The `config` module is over 300 lines long.\n"
+        "- Commit messages don't need to follow Conventional Commits.\n"
+        "- Never use `print`.\n"
+        "- " + "the file must not exceed " * 2000 + "\n"
+    )
+    (root / "app.py").write_text("import subprocess\n\nfingerprint = subprocess.run\nprint(1)\n")
+    async with _serve(root) as client:
+        report = await call(client, "check_policy", message="whatever")
+    assert [(v["rule"], v["line"]) for v in report["violations"]] == [("never use print", 4)]
+    assert report["rules"] == 1

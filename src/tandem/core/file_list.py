@@ -42,7 +42,8 @@ async def list_files(
     """
     args = ["--files", "--no-follow", "--sort", "path", "--no-require-git"]
     if include_hidden:
-        args += ["--hidden", "--glob", "!.git"]
+        # Hidden files, but not git's internals nor Tandem's own data (packs, loop state, logs) in .tandem/.
+        args += ["--hidden", "--glob", "!.git", "--glob", "!.tandem"]
     for glob in globs or []:
         args += ["--glob", glob]
     lines = 0

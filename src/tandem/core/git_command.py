@@ -251,6 +251,7 @@ class Repository:
         max_output_bytes: int | None = None,
         read_only: bool = False,
         literal_pathspecs: bool = True,
+        env: dict[str, str] | None = None,
     ) -> CommandResult:
         """``git <options> <args>`` in the work tree's root; a tool error with git's message if it fails.
 
@@ -269,6 +270,7 @@ class Repository:
             on_output=on_output,
             max_output_bytes=max_output_bytes,
             read_only=read_only,
+            env=env,
         )
 
     def pack_program(self, remote: str, push: bool) -> list[str]:
@@ -322,9 +324,12 @@ async def run_git(
     on_output: OutputCallback | None = None,
     max_output_bytes: int | None = None,
     read_only: bool = False,
+    env: dict[str, str] | None = None,
 ) -> CommandResult:
+    """``git`` through the command runner, with prompts off, no repository search above the workspace, C locale;
+    ``env`` adds variables (``GIT_INDEX_FILE`` for a scratch index)."""
     root = real_workspace_root(workspace)
-    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CEILING_DIRECTORIES": str(root.parent), "LC_ALL": "C"}
+    env = {**(env or {}), "GIT_TERMINAL_PROMPT": "0", "GIT_CEILING_DIRECTORIES": str(root.parent), "LC_ALL": "C"}
     if read_only:
         env["GIT_OPTIONAL_LOCKS"] = "0"
     result = await runner.run(

@@ -1,14 +1,17 @@
 """The development loop of one session: plan -> consult -> implement -> validate -> commit.
 
-Validation is a fact about the working tree, not a claim: a passing ``run_all_validations`` records the tree's
-fingerprint, and a commit counts as validated only while the tree still has that fingerprint. Each session's loop
+Validation is a fact about the work tree, not a claim: a passing ``run_all_validations`` records each repository's
+work tree as a git tree id (what ``git add -A`` would stage), and a commit goes ahead only when the tree it would
+record is the one validated. Each session's loop
 is kept in a JSON file under the data directory, so it survives a restart of the server.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Literal
@@ -23,7 +26,6 @@ STEPS: tuple[StepName, ...] = ("plan", "consult", "implement", "validate", "comm
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 """git's empty tree: what a repository without commits is compared with."""
-MAX_DIFF_BYTES = 256 * 1024 * 1024
 
 
 class StepRecord(BaseModel):
@@ -36,7 +38,10 @@ class StepRecord(BaseModel):
 class Validation(BaseModel):
     ok: bool
     at: float
-    fingerprint: str = Field(description="The working tree's fingerprint when the validation ran.")
+    trees: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each repository's work tree (by its path in the workspace) as a git tree id, as validated.",
+    )
     tool: str = Field(description="The tool that validated (run_all_validations, coder.run_all_validations, ...).")
     summary: str = ""
     counts: bool = Field(True, description="False when it skipped steps or paths, so that it validates nothing.")
@@ -77,9 +82,11 @@ class Loop(BaseModel):
         self.warnings = [*self.warnings, message][-50:]
 
     def committed(self, sha: str) -> None:
+        """A commit ends the cycle; its validation is spent with it."""
         self.commits = [*self.commits, sha][-100:]
         self.cycle += 1
         self.done = []
+        self.validation = None
 
 
 class LoopStore:
@@ -107,37 +114,96 @@ class LoopStore:
         write_atomic(self.root, self._file(session), loop.model_dump_json(indent=1).encode())
 
 
-async def fingerprint(repository: Repository) -> str:
-    """A hash of the working tree as a commit would see it: the diff against HEAD (staged and unstaged, binary
-    included) and the content of every untracked file that is not ignored."""
-    head = await repository.run(["rev-parse", "--verify", "--quiet", "HEAD"], check=False, read_only=True)
-    base = head.stdout.strip() if head.ok else EMPTY_TREE
+NESTED_SEARCH_DEPTH = 4
+MAX_REPOSITORIES = 32
+SKIPPED_DIRECTORIES = {"node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache", ".ruff_cache"}
+
+
+def nested_repositories(root: Path, depth: int = NESTED_SEARCH_DEPTH) -> list[Path]:
+    """Git work trees below ``root`` (not ``root`` itself), a few levels down, skipping dependency folders."""
+    found: list[Path] = []
+
+    def walk(directory: Path, level: int) -> None:
+        if level > depth or len(found) >= MAX_REPOSITORIES:
+            return
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False) or entry.name in SKIPPED_DIRECTORIES or entry.name == ".git":
+                continue
+            path = Path(entry.path)
+            if (path / ".git").exists():
+                found.append(path)
+            walk(path, level + 1)
+
+    walk(root, 1)
+    return found
+
+
+async def _scratch_index(repository: Repository, scratch: Path) -> dict[str, str]:
+    """An index of one's own, started as a copy of the repository's (so that git's stat cache makes it quick)."""
+    found = await repository.run(["rev-parse", "--git-path", "index"], read_only=True)
+    real = Path(found.stdout.strip())
+    real = real if real.is_absolute() else repository.root / real
+    index = scratch / "index"
+    if real.is_file():
+        # copy2 keeps the index's mtime: git's check for "racily clean" entries (a file changed in the second the
+        # index was written, same size) compares against it, and a fresh mtime would make git trust stale stats.
+        shutil.copy2(real, index)
+    return {"GIT_INDEX_FILE": str(index)}
+
+
+def _excludes(repository: Repository, paths: list[Path]) -> list[str]:
+    """Pathspecs that leave ``paths`` (inside this repository) out."""
+    specs = []
+    for path in paths:
+        try:
+            relative = path.relative_to(repository.root).as_posix()
+        except ValueError:
+            continue
+        if relative and relative != ".":
+            specs.append(f":(exclude){relative}")
+    return specs
+
+
+async def worktree_tree(repository: Repository, leave_out: list[Path]) -> str:
+    """The tree id of the work tree as ``git add -A`` would stage it (untracked files that are not ignored
+    included), ``leave_out`` (Tandem's data, nested repositories) left out. Written with a scratch index: the
+    repository's own index is not touched."""
+    with tempfile.TemporaryDirectory(prefix="tandem-sdlc-") as scratch:
+        env = await _scratch_index(repository, Path(scratch))
+        excluded = _excludes(repository, leave_out)
+        if excluded:
+            # git refuses a pathspec that names an ignored path, excluding ones too: leave those out, add -A does.
+            names = [spec.removeprefix(":(exclude)") for spec in excluded]
+            ignored = await repository.run(
+                ["check-ignore", "--", *names], check=False, read_only=True, literal_pathspecs=False
+            )
+            skip = set(ignored.stdout.splitlines())
+            excluded = [spec for spec, name in zip(excluded, names, strict=True) if name not in skip]
+        specs = [".", *excluded]
+        await repository.run(["add", "-A", "--", *specs], env=env, literal_pathspecs=False)
+        tree = await repository.run(["write-tree"], env=env)
+    return tree.stdout.strip()
+
+
+async def commit_tree(repository: Repository, all_tracked: bool) -> str:
+    """The tree id ``git commit`` (``-a`` with ``all_tracked``) would record now."""
+    with tempfile.TemporaryDirectory(prefix="tandem-sdlc-") as scratch:
+        env = await _scratch_index(repository, Path(scratch))
+        if all_tracked:
+            await repository.run(["add", "-u", "--", "."], env=env, literal_pathspecs=False)
+        tree = await repository.run(["write-tree"], env=env)
+    return tree.stdout.strip()
+
+
+async def tree_difference(repository: Repository, committed: str, validated: str) -> list[tuple[str, str]]:
+    """(status, path) of each path whose entry differs between the two trees: ``A`` only in the validated one,
+    ``D`` only in the committed one, ``M`` in both with other content."""
     diff = await repository.run(
-        ["diff", base, "--binary", "--no-color", "--no-ext-diff", "--no-textconv", "--full-index"],
-        read_only=True,
-        max_output_bytes=MAX_DIFF_BYTES,
+        ["diff-tree", "-r", "--no-renames", "--name-status", "-z", committed, validated], read_only=True
     )
-    others = await repository.run(
-        ["ls-files", "--others", "--exclude-standard", "-z"], read_only=True, literal_pathspecs=False
-    )
-    untracked = sorted(p for p in others.stdout.split("\0") if p)
-    digest = hashlib.sha256(f"{base}\n".encode())
-    digest.update(diff.stdout.encode("utf-8", "surrogateescape"))
-    if untracked:
-        hashed = await repository.run(
-            ["hash-object", "--no-filters", "--stdin-paths"], stdin="\n".join(untracked) + "\n", read_only=True
-        )
-        for path, blob in zip(untracked, hashed.stdout.split(), strict=False):
-            digest.update(f"\0{path}\0{blob}".encode())
-    return digest.hexdigest()[:32]
-
-
-async def changed_files(repository: Repository) -> list[str]:
-    """Paths (relative to the work tree) that differ from HEAD, untracked ones included."""
-    head = await repository.run(["rev-parse", "--verify", "--quiet", "HEAD"], check=False, read_only=True)
-    base = head.stdout.strip() if head.ok else EMPTY_TREE
-    names = await repository.run(["diff", base, "--name-only", "-z", "--no-renames"], read_only=True)
-    others = await repository.run(
-        ["ls-files", "--others", "--exclude-standard", "-z"], read_only=True, literal_pathspecs=False
-    )
-    return sorted({p for p in (names.stdout + others.stdout).split("\0") if p})
+    parts = [p for p in diff.stdout.split("\0") if p]
+    return list(zip(parts[0::2], parts[1::2], strict=False))

@@ -96,6 +96,7 @@ class Policy(BaseModel):
         default_factory=list, description="Files pattern rules skip: the instruction files that state the rules."
     )
     sources: dict[str, str] = Field(default_factory=dict, description="Where each scalar rule was stated.")
+    notes: list[str] = Field(default_factory=list, description="What could not be read into the policy, and why.")
 
     @field_validator("commit_message")
     @classmethod
@@ -178,19 +179,52 @@ _FENCE = re.compile(r"^```+\s*toml\s+tandem-policy\s*\n(.*?)^```+\s*$", re.MULTI
 _NEVER = r"(?:never|do\s+not|don't|must\s+not|must\s+never)"
 _EDIT = re.compile(rf"\b{_NEVER}\s+(?:edit|modify|change|touch|write\s+to|commit\s+to)\b", re.IGNORECASE)
 _USE = re.compile(rf"\b{_NEVER}\s+(?:use|call|add)\b", re.IGNORECASE)
-_CODE = re.compile(r"`([^`\n]+)`")
+_CODE = re.compile(r"`([^`\n]{1,200})`")
+_HEDGED = re.compile(
+    r"\b(?:instead|rather|outside|except|unless|without|other\s+than|only\s+if|only\s+when|but)\b", re.IGNORECASE
+)
+"""A rule stated with a condition or an alternative is not one a regular expression can check; it is left out."""
+_FILES = r"(?:files?|modules?|source\s+files?)"
 _LINES = re.compile(
-    r"\b(?:files?|modules?)\b[^.\n]*?\b(?:exceed|over|more\s+than|longer\s+than|under|below|at\s+most|no\s+more\s+than|"
-    r"maximum\s+of|max(?:imum)?)\s+(\d{2,6})\s+lines\b|\b(?:at\s+most|max(?:imum)?|under|below)\s+(\d{2,6})\s+lines\s+"
-    r"(?:per|in\s+a|in\s+any)\s+(?:file|module)\b",
+    rf"\b{_FILES}\s+(?:must|should|shall)\s+(?:not|never)\s+(?:exceed|be\s+(?:longer|more)\s+than|have\s+more\s+than)"
+    rf"\s+(\d{{2,6}})\s+lines\b"
+    rf"|\b{_FILES}\s+(?:must|should|shall)\s+(?:be|stay)\s+(?:under|below|at\s+most|within|shorter\s+than|"
+    rf"no\s+(?:longer|more)\s+than)\s+(\d{{2,6}})\s+lines\b"
+    rf"|\bkeep\s+{_FILES}\s+(?:under|below|within|shorter\s+than|to\s+at\s+most)\s+(\d{{2,6}})\s+lines\b"
+    rf"|\b(?:at\s+most|max(?:imum)?|no\s+more\s+than)\s+(\d{{2,6}})\s+lines\s+(?:per|in\s+a|in\s+any)\s+"
+    r"(?:file|module)\b",
     re.IGNORECASE,
 )
-_CONVENTIONAL_SENTENCE = re.compile(r"\bcommit\s+messages?\b[^.\n]*\bconventional\s+commits?\b", re.IGNORECASE)
+_CONVENTIONAL_SENTENCE = re.compile(
+    r"\bcommit\s+messages?\s+(?:must|should|shall)\s+(?:follow|use)\s+(?:the\s+)?conventional\s+commits?\b",
+    re.IGNORECASE,
+)
+MAX_INSTRUCTION_BYTES = 1024 * 1024
+MAX_RULE_LINE = 2_000
+"""Longer lines (a pasted table, a minified blob) are not read for rules."""
+
+
+def _literal(code: str) -> str:
+    """A regular expression for ``code`` as a whole word where it starts or ends with one (``print`` does not
+    match ``fingerprint``)."""
+    pattern = re.escape(code)
+    if re.match(r"\w", code):
+        pattern = r"(?<![\w.])" + pattern
+    if re.search(r"\w$", code):
+        pattern += r"(?!\w)"
+    return pattern
+
+
+def _first_code(line: str, after: int) -> str | None:
+    found = _CODE.search(line, after)
+    return found.group(1) if found else None
 
 
 def instruction_policy(text: str, source: str) -> Policy:
-    """The rules an instruction file (CLAUDE.md, AGENTS.md) states in a form this module recognises."""
+    """The rules an instruction file (CLAUDE.md, AGENTS.md) states in a form this module recognises: a
+    ``tandem-policy`` block, and plain imperative sentences without conditions (one rule each)."""
     policy = Policy()
+    text = text[:MAX_INSTRUCTION_BYTES]
     for match in _FENCE.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
         policy.merge(_toml_policy(match.group(1), f"{source}:{line}"))
@@ -198,22 +232,24 @@ def instruction_policy(text: str, source: str) -> Policy:
     offset = 0
     for number, line in enumerate(text.splitlines(), 1):
         start, offset = offset, offset + len(line) + 1
-        if any(a <= start < b for a, b in fenced):
+        if len(line) > MAX_RULE_LINE or any(a <= start < b for a, b in fenced):
             continue
         where = f"{source}:{number}"
         said = line.strip().lstrip("-*> ").strip()
-        if _EDIT.search(line):
-            for path in _CODE.findall(line):
-                if path not in policy.forbidden_paths:
-                    policy.forbidden_paths.append(path)
-                    policy.sources[path] = where
-        elif _USE.search(line):
-            for code in _CODE.findall(line):
+        hedged = _HEDGED.search(line) is not None
+        if (edit := _EDIT.search(line)) is not None and not hedged:
+            path = _first_code(line, edit.end())
+            if path is not None and path not in policy.forbidden_paths:
+                policy.forbidden_paths.append(path)
+                policy.sources[path] = where
+        elif (use := _USE.search(line)) is not None and not hedged:
+            code = _first_code(line, use.end())
+            if code is not None:
                 policy.forbidden_patterns.append(
-                    PatternRule(id=f"never use {code}", regex=re.escape(code), message=said, source=where)
+                    PatternRule(id=f"never use {code}", regex=_literal(code), message=said, source=where)
                 )
         if (found := _LINES.search(line)) is not None:
-            limit = int(found.group(1) or found.group(2))
+            limit = int(next(g for g in found.groups() if g))
             if policy.max_file_lines is None or limit < policy.max_file_lines:
                 policy.max_file_lines = limit
                 policy.sources["max_file_lines"] = where
@@ -227,11 +263,18 @@ def load_policy(workspace: Path, policy_file: Path, instruction_files: Iterable[
     """The policy of the workspace: the policy file (if there is one), then each instruction file's rules."""
     policy = Policy()
     if policy_file.is_file():
-        policy.merge(_toml_policy(policy_file.read_text("utf-8"), _shown(workspace, policy_file)))
+        shown = _shown(workspace, policy_file)
+        try:
+            text = policy_file.read_text("utf-8")
+        except UnicodeDecodeError:
+            raise ToolError(f"{shown} is not UTF-8 text") from None
+        policy.merge(_toml_policy(text, shown))
     for path in instruction_files:
         if path.is_file():
             shown = _shown(workspace, path)
-            policy.merge(instruction_policy(path.read_text("utf-8", errors="replace"), shown))
+            with path.open("rb") as handle:
+                text = handle.read(MAX_INSTRUCTION_BYTES).decode("utf-8", errors="replace")
+            policy.merge(instruction_policy(text, shown))
             policy.exempt.append(shown)
     return policy
 

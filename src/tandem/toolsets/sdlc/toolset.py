@@ -5,20 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import unidiff
 from pydantic import BaseModel, Field
 
-from tandem.core import CallContext, ToolError, Toolset, text_files
+from tandem.core import CallContext, PathRefused, ToolError, Toolset, text_files
 from tandem.core.file_list import list_files
 from tandem.core.git_command import Repository, open_repository
 from tandem.core.registry import Tool
 from tandem.core.sdlc_settings import Strictness
-from tandem.toolsets.sdlc.loop import EMPTY_TREE, STEPS, Loop, LoopStore, StepName, Validation, fingerprint
+from tandem.toolsets.sdlc.loop import (
+    EMPTY_TREE,
+    STEPS,
+    Loop,
+    LoopStore,
+    StepName,
+    Validation,
+    commit_tree,
+    nested_repositories,
+    tree_difference,
+    worktree_tree,
+)
 from tandem.toolsets.sdlc.policy import Change, Policy, Violation, check, load_policy
 
 if TYPE_CHECKING:
@@ -27,6 +41,7 @@ if TYPE_CHECKING:
 toolset = Toolset("sdlc", description="The development loop's state and the project's policy rules.")
 
 MAX_CHECKED_FILES = 5_000
+MAX_PENDING = 64
 MAX_DIFF_BYTES = 32 * 1024 * 1024
 VALIDATORS = ("run_all_validations", "*.run_all_validations")
 COMMITS = ("git_commit", "*.git_commit")
@@ -40,7 +55,9 @@ class Sdlc:
     settings: Settings
     loops: LoopStore
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _policy: tuple[tuple[float, ...], Policy] | None = None
+    pending: dict[int, dict[str, str]] = field(default_factory=dict)
+    """The work trees each running validation started on, by its call."""
+    _policy: tuple[tuple[Any, ...], Policy] | None = None
 
     def mode(self) -> Strictness:
         configured = self.settings.sdlc.mode
@@ -51,17 +68,39 @@ class Sdlc:
     def lock(self, session: str | None) -> asyncio.Lock:
         return self.locks.setdefault(session or "default", asyncio.Lock())
 
-    def policy(self, ctx: CallContext) -> Policy:
-        """The policy file's and the instruction files' rules, read again when one of them changes."""
+    async def policy(self, ctx: CallContext) -> Policy:
+        """The policy file's and the instruction files' rules, read again when one of them changes. An
+        instruction file that links out of the workspace is left out (and said so in the policy's notes); a policy
+        file that does is refused, as every path a tool reads."""
         sdlc = self.settings.sdlc
-        # Confined like every path a tool reads: a policy.toml that links out of the workspace is refused.
         policy_file = ctx.path(sdlc.policy_file)
-        instructions = [p for p in (ctx.path(n) for n in sdlc.instruction_files) if p.is_file()]
+        instructions: list[Path] = []
+        skipped: list[str] = []
+        for name in sdlc.instruction_files:
+            try:
+                path = ctx.path(name)
+            except PathRefused:
+                skipped.append(f"{name} is left out of the policy: it leads out of the workspace")
+                continue
+            if path.is_file():
+                instructions.append(path)
         present = [p for p in [policy_file, *instructions] if p.is_file()]
-        stamp = (*(p.stat().st_mtime_ns for p in present), len(present))
+        stamp = (*(p.stat().st_mtime_ns for p in present), len(present), *skipped)
         if self._policy is None or self._policy[0] != stamp:
-            self._policy = (stamp, load_policy(ctx.workspace.resolve(), policy_file, instructions))
+            root = ctx.workspace.resolve()
+            policy = await ctx.run_sync(lambda: load_policy(root, policy_file, instructions))
+            policy.notes += skipped
+            self._policy = (stamp, policy)
         return self._policy[1]
+
+    def started(self, ctx: CallContext, trees: dict[str, str]) -> None:
+        """Remember the work trees a validation started on, until it finishes."""
+        self.pending[id(ctx)] = trees
+        while len(self.pending) > MAX_PENDING:  # calls that failed never finish: forget the oldest
+            self.pending.pop(next(iter(self.pending)))
+
+    def finished(self, ctx: CallContext) -> dict[str, str] | None:
+        return self.pending.pop(id(ctx), None)
 
 
 @toolset.service
@@ -128,15 +167,35 @@ class LoopStatus(BaseModel):
         return "\n".join(lines)
 
 
-async def _repository(ctx: CallContext) -> Repository:
-    return await open_repository(ctx.commands, ctx.workspace, ctx.settings.git, ".", ctx.roots)
+async def _repository(ctx: CallContext, path: str = ".") -> Repository:
+    return await open_repository(ctx.commands, ctx.workspace, ctx.settings.git, path, ctx.roots)
+
+
+async def _snapshot(ctx: CallContext) -> dict[str, str]:
+    """Every repository of the workspace (the one at its root, and those below) as the tree id of its work tree,
+    by the repository's path in the workspace; Tandem's data directory and nested repositories left out of each."""
+    root = ctx.workspace.resolve()
+    nested = await ctx.run_sync(lambda: nested_repositories(root))
+    repositories: list[Repository] = []
+    with contextlib.suppress(ToolError):
+        repositories.append(await _repository(ctx))
+    for path in nested:
+        with contextlib.suppress(ToolError):
+            repositories.append(await _repository(ctx, ctx.display(path)))
+    trees: dict[str, str] = {}
+    data = ctx.settings.data_path.resolve()
+    for repository in repositories:
+        key = ctx.display(repository.root) or "."
+        if key not in trees:
+            trees[key] = await worktree_tree(repository, [data, *nested])
+    return trees
 
 
 async def _validation_state(ctx: CallContext, loop: Loop) -> ValidationState | None:
     if loop.validation is None:
         return None
     v = loop.validation
-    current = v.fingerprint == await fingerprint(await _repository(ctx))
+    current = bool(v.trees) and v.trees == await _snapshot(ctx)
     return ValidationState(
         ok=v.ok, tool=v.tool, at=v.at, counts=v.counts, current=current, summary=v.summary, why_not=v.why_not
     )
@@ -378,7 +437,7 @@ def _report(policy: Policy, changes: list[Change], violations: list[Violation]) 
         files=len(changes),
         rules=policy.rule_count(),
         sources=_sources(policy),
-        notes=[n for c in changes for n in c.notes],
+        notes=[*policy.notes, *(n for c in changes for n in c.notes)],
     )
 
 
@@ -401,7 +460,7 @@ async def check_policy(
     if diff is not None and paths is not None:
         raise ToolError("give diff or paths, not both")
     sdlc = _sdlc(ctx)
-    policy = sdlc.policy(ctx)
+    policy = await sdlc.policy(ctx)
     if diff is not None:
         changes = _changes_of_diff(ctx, diff, in_workspace=False)
     elif paths is not None:
@@ -458,16 +517,24 @@ def _task_outcome(arguments: dict[str, Any], result: Any) -> tuple[bool, str, st
     return ok, summary, why_not
 
 
-async def _record_validation(tool_name: str, outcome: tuple[bool, str, str], ctx: CallContext) -> None:
+async def _record_validation(
+    tool_name: str, outcome: tuple[bool, str, str], ctx: CallContext, before: dict[str, str] | None
+) -> None:
+    """Record a validation's outcome with the work trees it ran on; ``before``: the trees when it started (a tree
+    that changed while it ran was not what it checked)."""
     sdlc = _sdlc(ctx)
     ok, summary, why_not = outcome
-    repository = await _repository(ctx)
+    trees = await _snapshot(ctx)
+    if not trees and not why_not:
+        why_not = "there is no git repository in the workspace to tie it to"
+    if before is not None and before != trees and not why_not:
+        why_not = "the work tree changed while it ran; run it again"
     async with sdlc.lock(_session(ctx)):
         loop = sdlc.loops.load(_session(ctx))
         loop.validation = Validation(
             ok=ok,
             at=time.time(),
-            fingerprint=await fingerprint(repository),
+            trees=trees,
             tool=tool_name,
             summary=summary[:2000] or ("passed" if ok else "failed"),
             counts=not why_not,
@@ -478,15 +545,27 @@ async def _record_validation(tool_name: str, outcome: tuple[bool, str, str], ctx
         sdlc.loops.save(_session(ctx), loop)
 
 
+@toolset.before(*VALIDATORS, "run_task", "*.run_task")
+async def _validation_starts(tool: Tool, arguments: dict[str, Any], ctx: CallContext) -> None:
+    sdlc = _sdlc(ctx)
+    if tool.name.endswith("run_task") and arguments.get("name") not in sdlc.settings.sdlc.validation_tasks:
+        return
+    with contextlib.suppress(ToolError):
+        sdlc.started(ctx, await _snapshot(ctx))
+
+
 @toolset.after(*VALIDATORS)
 async def _validation_ran(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
-    await _record_validation(tool.name, _validation_outcome(_sdlc(ctx), arguments, result), ctx)
+    sdlc = _sdlc(ctx)
+    await _record_validation(tool.name, _validation_outcome(sdlc, arguments, result), ctx, sdlc.finished(ctx))
 
 
 @toolset.after("run_task", "*.run_task")
 async def _task_ran(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
-    if arguments.get("name") in _sdlc(ctx).settings.sdlc.validation_tasks:
-        await _record_validation(f"{tool.name}:{arguments['name']}", _task_outcome(arguments, result), ctx)
+    sdlc = _sdlc(ctx)
+    if arguments.get("name") in sdlc.settings.sdlc.validation_tasks:
+        outcome = _task_outcome(arguments, result)
+        await _record_validation(f"{tool.name}:{arguments['name']}", outcome, ctx, sdlc.finished(ctx))
 
 
 @toolset.after(*CONSULTS)
@@ -504,39 +583,70 @@ async def _consulted(tool: Tool, arguments: dict[str, Any], result: Any, ctx: Ca
             sdlc.loops.save(_session(ctx), loop)
 
 
+async def _unvalidated(ctx: CallContext, loop: Loop, repository: Repository, all_tracked: bool) -> str | None:
+    """Why the commit would record a tree no passing validation checked; ``None`` when one did."""
+    v = loop.validation
+    if v is None:
+        return "nothing was validated in this session"
+    if not v.ok:
+        return f"the last validation ({v.tool}) failed"
+    if not v.counts:
+        return f"the last validation ({v.tool}) does not count: {v.why_not}"
+    key = ctx.display(repository.root) or "."
+    validated = v.trees.get(key)
+    if validated is None:
+        return f"the last validation ({v.tool}) did not see the repository at {key!r}"
+    committed = await commit_tree(repository, all_tracked)
+    if committed == validated:
+        return None
+    differences = await tree_difference(repository, committed, validated)
+    # Untracked files the commit leaves out were there when it validated, and are not part of what it records.
+    only_validated = [path for status, path in differences if status == "A"]
+    in_head = set()
+    if only_validated:
+        listed = await repository.run(
+            ["ls-tree", "-r", "-z", "--name-only", await _base(repository), "--", *only_validated], read_only=True
+        )
+        in_head = {p for p in listed.stdout.split("\0") if p}
+    left = [(status, path) for status, path in differences if status != "A" or path in in_head]
+    if not left:
+        return None
+    shown = ", ".join(f"{path} ({'not validated' if status != 'A' else 'left out'})" for status, path in left[:10])
+    return f"the commit would record a tree the last passing validation ({v.tool}) did not check: {shown}" + (
+        f" and {len(left) - 10} more" if len(left) > 10 else ""
+    )
+
+
 async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallContext) -> None:
     sdlc = _sdlc(ctx)
     mode = sdlc.mode()
     if mode == "off":
         return
-    repository = await _repository(ctx)
-    loop = sdlc.loops.load(_session(ctx))
     problems: list[str] = []
-    state = await _validation_state(ctx, loop)
-    if not _validated(state):
-        if state is None:
-            why = "nothing was validated in this session"
-        elif not state.ok:
-            why = f"the last validation ({state.tool}) failed"
-        elif not state.counts:
-            why = f"the last validation ({state.tool}) does not count: {state.why_not}"
-        else:
-            why = f"the working tree changed since the last passing validation ({state.tool})"
-        problems.append(
-            f"{why}; run run_all_validations (coder.run_all_validations through the orchestrator) and commit "
-            "when it passes"
-        )
-    policy = sdlc.policy(ctx)
-    if policy.rule_count():
-        changes = await _staged_changes(ctx, repository, bool(arguments.get("all")))
-        existing = await _existing(ctx) if policy.required_tests else []
-        message = str(arguments.get("message", ""))
-        violations = await ctx.run_sync(lambda: check(policy, changes, existing, message))
-        errors = [v for v in violations if v.level == "error"]
-        if errors:
+    try:
+        repository = await _repository(ctx, str(arguments.get("repo") or "."))
+        all_tracked = bool(arguments.get("all"))
+        why = await _unvalidated(ctx, sdlc.loops.load(_session(ctx)), repository, all_tracked)
+        if why is not None:
             problems.append(
-                "the change breaks the project's policy:\n" + "\n".join(f"  {v.line_text()}" for v in errors[:30])
+                f"{why}; run run_all_validations (coder.run_all_validations through the orchestrator) and commit "
+                "when it passes"
             )
+        policy = await sdlc.policy(ctx)
+        if policy.rule_count():
+            changes = await _staged_changes(ctx, repository, all_tracked)
+            existing = await _existing(ctx) if policy.required_tests else []
+            message = str(arguments.get("message", ""))
+            violations = await ctx.run_sync(lambda: check(policy, changes, existing, message))
+            errors = [v for v in violations if v.level == "error"]
+            if errors:
+                problems.append(
+                    "the change breaks the project's policy:\n" + "\n".join(f"  {v.line_text()}" for v in errors[:30])
+                )
+    except ToolError as exc:
+        if mode == "enforce":  # what cannot be checked is not allowed
+            raise ToolError(f"commit refused (sdlc mode enforce): the guard could not check it: {exc}") from None
+        problems.append(f"the guard could not check the commit: {exc}")
     if not problems:
         return
     text = f"{tool_name}: " + "\n".join(problems)
@@ -547,6 +657,52 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
         loop.warn(f"committed anyway (warn mode): {text}"[:1000])
         sdlc.loops.save(_session(ctx), loop)
     await ctx.log("warning", f"sdlc: committing in warn mode although {text}", "tandem.sdlc")
+
+
+COMMITTING = {"commit", "merge", "am", "cherry-pick", "rebase", "revert", "pull", "commit-tree", "update-ref"}
+"""git subcommands that make or move commits: outside git_commit they would pass the guard by."""
+_GIT_OPTIONS_WITH_VALUE = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--exec-path", "--config-env"}
+_COMMITTING_TEXT = re.compile(
+    r"(?:^|[\s;&|(`$/])git(?:\s+(?:-\S+(?:\s+\S+)?))*?\s+(?:" + "|".join(map(re.escape, COMMITTING)) + r")\b"
+)
+
+
+def _git_subcommand(argv: list[str]) -> str | None:
+    """The subcommand of a ``git ...`` command line, its global options skipped."""
+    if not argv or Path(argv[0]).name not in ("git", "git.exe"):
+        return None
+    words = iter(argv[1:])
+    for word in words:
+        if word in _GIT_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+@toolset.before("execute_command", "*.execute_command")
+async def _before_command(tool: Tool, arguments: dict[str, Any], ctx: CallContext) -> None:
+    """In enforce mode a command may not make commits: they go through git_commit and its guard. (Defence in
+    depth: a program the policy allows can still run git itself; the [commands] allow-list is the boundary.)"""
+    if _sdlc(ctx).mode() != "enforce":
+        return
+    argv = arguments.get("argv")
+    command = arguments.get("command")
+    if isinstance(argv, list):
+        committing = _git_subcommand([str(a) for a in argv]) in COMMITTING
+    elif isinstance(command, str):
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = []
+        committing = _git_subcommand(words) in COMMITTING or _COMMITTING_TEXT.search(command) is not None
+    else:
+        return
+    if committing:
+        raise ToolError(
+            "refused (sdlc mode enforce): commits go through git_commit, which checks that the change was "
+            "validated and follows the policy"
+        )
 
 
 @toolset.before(*COMMITS)
