@@ -7,7 +7,8 @@ context is the tool's one door to it (progress, logs to the client, sampling, el
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -137,6 +138,24 @@ class CallContext:
         if self.detacher is not None:
             self.detacher()
         await anyio.lowlevel.checkpoint()
+
+    def output_progress(self, interval_s: float = 0.5) -> Callable[[str, str], Awaitable[bool]]:
+        """An ``on_output`` callback for the command runner: the newest line of output reported as progress (the
+        seconds since it started as the value), at most every ``interval_s``."""
+        started = last = time.monotonic()
+        latest = ""
+
+        async def progress(stream: str, text: str) -> bool:
+            nonlocal last, latest
+            lines = [line for line in text.splitlines() if line.strip()]
+            if lines:
+                latest = lines[-1][:200]
+            if time.monotonic() - last >= interval_s:
+                last = time.monotonic()
+                await self.report_progress(round(time.monotonic() - started, 1), None, latest)
+            return False
+
+        return progress
 
     async def checkpoint(self) -> None:
         """Raise the cancellation if the client has cancelled this call; call it between steps of long work."""

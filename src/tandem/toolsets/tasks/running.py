@@ -17,7 +17,6 @@ as plain values. What is left to guard is checked before just starts:
 from __future__ import annotations
 
 import re
-import time
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -179,23 +178,10 @@ async def run_task(
     await ctx.run_as_task()  # a client that supports tasks polls for the result instead of holding the call open
     prefix = ["--justfile", str(justfile.path), "--working-directory", str(ctx.workspace), "--color", "never"]
     argv = [just_binary(), *prefix, *confirm, "--", recipe.name, *arguments]
-    started = last = time.monotonic()
-    latest = ""
-
-    async def progress(stream: str, text: str) -> bool:
-        nonlocal last, latest
-        lines = [line for line in text.splitlines() if line.strip()]
-        if lines:
-            latest = lines[-1][:200]
-        if time.monotonic() - last >= PROGRESS_INTERVAL_S:
-            last = time.monotonic()
-            await ctx.report_progress(round(time.monotonic() - started, 1), None, latest)
-        return False
-
     result = await ctx.commands.run(
         argv,
         timeout_s=timeout_s or settings.timeout_s,
-        on_output=progress,
+        on_output=ctx.output_progress(PROGRESS_INTERVAL_S),
         drop_env=without_just_variables,
     )
     shown = ["just", "--justfile", justfile.shown, *confirm, "--", recipe.name, *arguments]

@@ -8,7 +8,6 @@ import platform
 import shlex
 import shutil
 import sys
-import time
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -67,27 +66,13 @@ async def execute_command(
     if (command is None) == (argv is None):
         raise ToolError("give either 'command' (a string) or 'argv' (a list), not both or neither")
     chosen = backend_for(backend, ctx.workspace, ctx.settings.commands, ctx.settings.backends)
-    last = time.monotonic()
-    latest = ""
-
-    async def progress(stream: str, text: str) -> bool:
-        nonlocal last, latest
-        lines = [line for line in text.splitlines() if line.strip()]
-        if lines:
-            latest = lines[-1][:200]
-        if time.monotonic() - last >= PROGRESS_INTERVAL_S:
-            last = time.monotonic()
-            await ctx.report_progress(time.monotonic() - started, None, latest)
-        return False
-
-    started = time.monotonic()
     if shell and command is None:
         raise ToolError("shell=true needs 'command' (a string)")
     words = [] if shell else argv if argv is not None else _split(command or "")
     request = CommandRequest(
         argv=words, command=command, shell=shell, cwd=cwd, timeout_s=timeout_s, env=env, stdin=stdin
     )
-    result = await chosen.run(request, progress)
+    result = await chosen.run(request, ctx.output_progress(PROGRESS_INTERVAL_S))
     shown = command if shell and command is not None else shlex.join(words)
     return CommandOutput(
         command=shown,
