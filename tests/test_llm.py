@@ -3,6 +3,7 @@ fake stands in for llama.cpp server, Ollama, vLLM or a hosted API)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -106,9 +107,9 @@ MESSAGES = [ChatMessage("system", "You are terse."), ChatMessage("user", "Say hi
 async def test_a_completion_sends_the_openai_request_and_returns_the_text(
     chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEST_LLM_KEY", "sk-test-123")
+    monkeypatch.setenv("TEST_LLM_API_KEY", "sk-test-123")
     settings = LlmSettings(
-        base_url=chat_server.url + "/", model="qwen2.5-coder", api_key_env="TEST_LLM_KEY", max_tokens=300
+        base_url=chat_server.url + "/", model="qwen2.5-coder", api_key_env="TEST_LLM_API_KEY", max_tokens=300
     )
     answer = await ChatClient(settings).complete(MESSAGES)
     assert answer.text == "an answer"
@@ -134,9 +135,9 @@ async def test_no_key_variable_sends_no_authorization(chat_server: ChatServer) -
 
 
 async def test_an_unset_key_variable_is_named(chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TEST_LLM_MISSING", raising=False)
-    settings = LlmSettings(base_url=chat_server.url, model="m", api_key_env="TEST_LLM_MISSING")
-    with pytest.raises(LlmError, match="TEST_LLM_MISSING, but that environment variable is not set"):
+    monkeypatch.delenv("TEST_LLM_MISSING_API_KEY", raising=False)
+    settings = LlmSettings(base_url=chat_server.url, model="m", api_key_env="TEST_LLM_MISSING_API_KEY")
+    with pytest.raises(LlmError, match="TEST_LLM_MISSING_API_KEY, but that environment variable is not set"):
         await ChatClient(settings).complete(MESSAGES)
     assert chat_server.received == []
 
@@ -151,10 +152,10 @@ async def test_an_http_error_quotes_the_endpoints_message(chat_server: ChatServe
 async def test_a_refused_key_says_where_the_key_comes_from(
     chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEST_LLM_KEY", "wrong")
+    monkeypatch.setenv("TEST_LLM_API_KEY", "wrong")
     chat_server.status = 401
     chat_server.reply = {"error": {"message": "Incorrect API key provided"}}
-    settings = LlmSettings(base_url=chat_server.url, model="m", api_key_env="TEST_LLM_KEY")
+    settings = LlmSettings(base_url=chat_server.url, model="m", api_key_env="TEST_LLM_API_KEY")
     with pytest.raises(LlmError, match=r"HTTP 401: Incorrect API key provided; check the key"):
         await ChatClient(settings).complete(MESSAGES)
 
@@ -205,14 +206,14 @@ async def test_an_empty_answer_cut_by_the_token_limit_says_so(chat_server: ChatS
 
 def test_llm_settings_come_from_tandem_toml(tmp_path: Path) -> None:
     (tmp_path / "tandem.toml").write_text(
-        '[llm]\nbase_url = "http://127.0.0.1:11434/v1"\nmodel = "llama3.2"\napi_key_env = "OLLAMA_KEY"\n'
+        '[llm]\nbase_url = "http://127.0.0.1:11434/v1"\nmodel = "llama3.2"\napi_key_env = "OLLAMA_API_KEY"\n'
         "timeout = 30\nmax_tokens = 512\ntemperature = 0.7\n"
     )
     llm = load_settings(tmp_path).llm
     assert (llm.base_url, llm.model, llm.api_key_env, llm.timeout, llm.max_tokens, llm.temperature) == (
         "http://127.0.0.1:11434/v1",
         "llama3.2",
-        "OLLAMA_KEY",
+        "OLLAMA_API_KEY",
         30.0,
         512,
         0.7,
@@ -235,3 +236,83 @@ def test_bad_llm_settings_are_refused_at_startup(tmp_path: Path, table: dict[str
 async def test_without_an_endpoint_there_is_no_client() -> None:
     with pytest.raises(LlmError, match=r"set llm\.base_url and llm\.model"):
         ChatClient(LlmSettings())
+
+
+@pytest.mark.parametrize("name", ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "DATABASE_PASSWORD", "OPENAI_KEY"])
+def test_a_cloned_tandem_toml_cannot_send_another_secret_as_the_key(tmp_path: Path, name: str) -> None:
+    (tmp_path / "tandem.toml").write_text(
+        f'[llm]\nbase_url = "http://203.0.113.9:8080/v1"\nmodel = "m"\napi_key_env = "{name}"\n'
+    )
+    with pytest.raises(ConfigError, match=r"llm.api_key_env: .*must name a variable ending in API_KEY"):
+        load_settings(tmp_path)
+
+
+def test_conventional_api_key_variables_are_accepted(tmp_path: Path) -> None:
+    for name in ("OPENAI_API_KEY", "TANDEM_LLM_API_KEY", "groq_api_key"):
+        assert LlmSettings(base_url="http://127.0.0.1:1/v1", model="m", api_key_env=name).api_key_env == name
+
+
+async def test_credentials_in_base_url_never_show_in_an_error(chat_server: ChatServer) -> None:
+    chat_server.status = 401
+    chat_server.reply = {"error": {"message": "Incorrect API key provided"}}
+    with_user = chat_server.url.replace("http://", "http://alice:s3cretpw@")
+    with pytest.raises(LlmError) as refused:
+        await ChatClient(LlmSettings(base_url=with_user, model="m")).complete(MESSAGES)
+    assert f"the LLM endpoint {chat_server.url}/chat/completions answered HTTP 401" in str(refused.value)
+    down = closed_port_url()
+    with pytest.raises(LlmError) as unreachable:
+        await ChatClient(
+            LlmSettings(base_url=down.replace("//", "//alice:s3cretpw@") + "?k=q-secret", model="m")
+        ).complete(MESSAGES)
+    for message in (str(refused.value), str(unreachable.value)):
+        assert "s3cretpw" not in message and "alice" not in message and "q-secret" not in message
+    assert str(unreachable.value).startswith(f"cannot reach the LLM endpoint {down} (")
+
+
+@contextlib.contextmanager
+def dripping_server(body: bytes, every: float) -> Iterator[str]:
+    """A chat endpoint that sends its headers at once, then its body 8 bytes at a time, ``every`` seconds apart:
+    each read is quick, the whole answer is slow."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            conn.sendall(head.encode())
+            for start in range(0, len(body), 8):
+                if stop.wait(every):
+                    return
+                try:
+                    conn.sendall(body[start : start + 8])
+                except OSError:  # the client gave up
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+
+
+async def test_the_timeout_bounds_the_whole_answer_of_a_dripping_endpoint() -> None:
+    body = json.dumps(completion("ok")).encode()
+    with dripping_server(body, every=0.2) as url:  # about 7 s for the whole body, each read well under a second
+        started = time.monotonic()
+        with pytest.raises(LlmError, match=r"did not answer within 1s \(llm.timeout\)"):
+            await ChatClient(LlmSettings(base_url=url, model="m", timeout=1)).complete(MESSAGES)
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.5
+
+
+async def test_an_oversized_answer_is_refused(chat_server: ChatServer) -> None:
+    chat_server.reply = b'{"choices": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    with pytest.raises(LlmError, match=r"sent more than 4,194,304 bytes; a chat completion is far smaller"):
+        await ChatClient(LlmSettings(base_url=chat_server.url, model="m")).complete(MESSAGES)

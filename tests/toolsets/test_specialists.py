@@ -5,6 +5,8 @@ endpoint on a real port, or the assembled prompt handed back)."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -116,11 +118,11 @@ async def test_a_client_that_refuses_sampling_falls_through_to_the_endpoint(
 async def test_the_configured_endpoint_answers_when_the_client_cannot_sample(
     tmp_path: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TANDEM_TEST_LLM_KEY", "sk-local-1")
+    monkeypatch.setenv("TANDEM_TEST_LLM_API_KEY", "sk-local-1")
     llm = {
         "base_url": chat_server.url,
         "model": "qwen2.5-coder",
-        "api_key_env": "TANDEM_TEST_LLM_KEY",
+        "api_key_env": "TANDEM_TEST_LLM_API_KEY",
         "max_tokens": 400,
     }
     async with serving(tmp_path, toolsets=["specialists"], llm=llm) as client:
@@ -398,3 +400,124 @@ async def test_a_client_that_never_answers_sampling_is_given_up_on(tmp_path: Pat
             result = await call(client, "consult_specialist", question="How do we test this?")
     assert result["path"] == "prompt"
     assert result["notes"][0] == "sampling: the client did not answer within 0.3s"
+
+
+async def test_a_project_persona_symlinked_out_of_the_workspace_is_refused(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    outside = tmp_path / "outside.md"
+    outside.write_text("---\ntitle: Leak\ndescription: D\nkeywords: [leak]\n---\nOUTSIDE-THE-WORKSPACE body\n")
+    persona_file(workspace, "dba", "---\ntitle: DBA\ndescription: Databases.\n---\nYou are Acme's DBA.\n")
+    (workspace / ".tandem" / "specialists" / "leak.md").symlink_to(outside)
+    (workspace / "docs").mkdir()
+    (workspace / "docs" / "team.md").write_text("---\ntitle: Team\ndescription: Ours.\n---\nYou know the team.\n")
+    (workspace / ".tandem" / "specialists" / "team.md").symlink_to("../../docs/team.md")
+    async with serving(workspace, toolsets=["specialists"]) as client:
+        roster = await call(client, "list_specialists")
+        listed = {p.name for p in (await client.list_prompts()).prompts}
+        message = await refused(client, "consult_specialist", question="leak?", persona="leak")
+        chosen = await call(client, "consult_specialist", question="leak?")
+    (problem,) = roster["problems"]
+    assert problem["file"] == ".tandem/specialists/leak.md"
+    assert "outside the workspace" in problem["problem"] and str(tmp_path) not in problem["problem"]
+    assert {s["name"] for s in roster["specialists"]} == SHIPPED | {"dba", "team"}
+    assert "specialist_leak" not in listed and {"specialist_dba", "specialist_team"} <= listed
+    assert "no specialist named 'leak'" in message and "OUTSIDE" not in message and str(tmp_path) not in message
+    assert "OUTSIDE" not in chosen["system_prompt"] and "OUTSIDE" not in chosen["prompt"]
+
+
+async def test_a_data_dir_symlinked_out_of_the_workspace_serves_no_project_persona(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    persona_file(tmp_path / "elsewhere", "leak", "---\ntitle: Leak\ndescription: D\n---\nOUTSIDE body\n")
+    (workspace / ".tandem").symlink_to(tmp_path / "elsewhere" / ".tandem")
+    async with serving(workspace, toolsets=["specialists"]) as client:
+        roster = await call(client, "list_specialists")
+    assert {s["name"] for s in roster["specialists"]} == SHIPPED
+    (problem,) = roster["problems"]
+    assert problem["file"] == ".tandem/specialists"
+    assert "outside the workspace" in problem["problem"] and str(tmp_path) not in problem["problem"]
+
+
+AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+async def test_secrets_in_the_question_and_context_never_reach_the_endpoint(
+    tmp_path: Path, chat_server: ChatServer
+) -> None:
+    context = (
+        "diff --git a/deploy.env b/deploy.env\n"
+        f"+AWS_ACCESS_KEY_ID={AWS_KEY_ID}\n"
+        f"+AWS_SECRET_ACCESS_KEY={AWS_SECRET}\n"
+        "+REGION=eu-west-1\n"
+    )
+    llm = {"base_url": chat_server.url, "model": "m"}
+    async with serving(tmp_path, toolsets=["specialists"], llm=llm) as client:
+        result = await call(
+            client,
+            "consult_specialist",
+            question=f"Why does the deploy fail with key {AWS_KEY_ID}?\nIt worked yesterday.",
+            persona="devops",
+            context=context,
+        )
+    assert result["path"] == "llm"
+    (request,) = chat_server.received
+    sent = json.dumps(request.body)
+    assert AWS_KEY_ID not in sent and AWS_SECRET not in sent and "wJalrXUtn" not in sent
+    user = request.body["messages"][1]["content"]
+    assert "+REGION=eu-west-1" in user and "It worked yesterday." in user
+    assert "[line redacted: it held a secret (AWS Access Key)]" in user
+    assert [(r["where"], r["line"]) for r in result["redacted"]] == [("question", 1), ("context", 2), ("context", 3)]
+
+
+async def test_a_secret_in_a_project_persona_is_redacted_before_it_is_sent(
+    tmp_path: Path, chat_server: ChatServer
+) -> None:
+    persona_file(
+        tmp_path,
+        "ops",
+        f"---\ntitle: Ops\ndescription: Our ops.\n---\nYou run Acme's ops.\nOur key: {AWS_KEY_ID}\n",
+    )
+    llm = {"base_url": chat_server.url, "model": "m"}
+    async with serving(tmp_path, toolsets=["specialists"], llm=llm) as client:
+        result = await call(client, "consult_specialist", question="How do we deploy?", persona="ops")
+    (request,) = chat_server.received
+    system = request.body["messages"][0]["content"]
+    assert AWS_KEY_ID not in json.dumps(request.body)
+    assert system.startswith("You run Acme's ops.\n[line redacted")
+    assert result["redacted"] == [{"where": "persona", "line": 2, "kinds": ["AWS Access Key"]}]
+
+
+async def test_the_result_names_the_host_an_api_key_goes_to(
+    tmp_path: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_TEST_LLM_API_KEY", "sk-local-1")
+    remote = {"base_url": "http://192.0.2.1:9/v1", "model": "m", "timeout": 0.5}  # TEST-NET-1: goes nowhere
+    local = {"base_url": chat_server.url, "model": "m"}
+    results = []
+    for llm in (remote, local):
+        async with serving(
+            tmp_path, toolsets=["specialists"], llm={**llm, "api_key_env": "TANDEM_TEST_LLM_API_KEY"}
+        ) as client:
+            results.append(await call(client, "consult_specialist", question="alerts?", persona="sre"))
+    far, near = results
+    assert far["path"] == "prompt"
+    assert (
+        "llm: the API key in TANDEM_TEST_LLM_API_KEY goes to 192.0.2.1, not this machine (llm.base_url)" in far["notes"]
+    )
+    assert near["path"] == "llm" and not any("API key" in note for note in near["notes"])
+
+
+async def test_a_fifo_or_folder_named_like_a_persona_is_reported_not_waited_on(tmp_path: Path) -> None:
+    folder = tmp_path / ".tandem" / "specialists"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "pipe.md")
+    (folder / "folder.md").mkdir()
+    async with serving(tmp_path, toolsets=["specialists"]) as client:
+        with anyio.fail_after(10):
+            roster = await call(client, "list_specialists")
+    assert {(p["file"], p["problem"]) for p in roster["problems"]} == {
+        (".tandem/specialists/pipe.md", "not a regular file"),
+        (".tandem/specialists/folder.md", "not a regular file"),
+    }
+    assert {s["name"] for s in roster["specialists"]} == SHIPPED

@@ -21,10 +21,12 @@ class LlmSettings(BaseModel):
     model: str | None = Field(None, description="The model name sent to the endpoint; needed with base_url.")
     api_key_env: str | None = Field(
         None,
-        description="Name of the environment variable that holds the API key (sent as a Bearer token); the key "
-        "itself is never a setting.",
+        description="Name of the environment variable that holds the API key (sent as a Bearer token); it must end "
+        "in API_KEY (OPENAI_API_KEY, TANDEM_LLM_API_KEY). The key itself is never a setting.",
     )
-    timeout: float = Field(120.0, gt=0, description="Seconds to wait for the endpoint's whole answer.")
+    timeout: float = Field(
+        120.0, gt=0, description="Seconds the endpoint's whole answer may take, however slowly it arrives."
+    )
     max_tokens: int = Field(1024, gt=0, le=200_000, description="Most tokens an answer may have (sampling too).")
     temperature: float | None = Field(0.2, ge=0, le=2, description="Sampling temperature; unset: the endpoint's.")
     sampling: bool = Field(True, description="Ask the client's own model first when it declares sampling.")
@@ -43,8 +45,17 @@ class LlmSettings(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.match(value):
+        if value is None:
+            return None
+        if not _ENV_NAME.match(value):
             raise ValueError("must be the name of an environment variable (e.g. OPENAI_API_KEY), not the key itself")
+        # The setting may come from a cloned repository's tandem.toml: it must not be able to send the user's
+        # other secrets (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DATABASE_PASSWORD) to the endpoint it names.
+        if not value.upper().endswith("API_KEY"):
+            raise ValueError(
+                "must name a variable ending in API_KEY (e.g. OPENAI_API_KEY, TANDEM_LLM_API_KEY): "
+                "only an API key is ever sent to the endpoint; put the key in such a variable"
+            )
         return value
 
     @model_validator(mode="after")

@@ -395,6 +395,23 @@ def scan_file(filename: str) -> Iterator[Any]:
         return
 
 
+TEXT_AS = "text.conf"
+"""The file name free text is scanned under: a config file's rules, so ``key=value`` counts unquoted as well as
+quoted (a diff, a log or an env dump pasted as text has no file type of its own)."""
+
+
+def secret_lines_in_text(lines: list[str]) -> dict[int, list[str]]:
+    """The line numbers (1-based) of ``lines`` that hold a secret by detect-secrets' defaults, each with the kinds
+    found. Runs in this process (call it in a thread), one scan at a time."""
+    found: dict[int, list[str]] = {}
+    with _in_process, configured(None, "detect-secrets' defaults"):
+        for secret in _scan_lines(lines, TEXT_AS):
+            kinds = found.setdefault(secret.line_number, [])
+            if secret.type not in kinds:
+                kinds.append(secret.type)
+    return found
+
+
 def _unscannable(root: Path, name: str, max_bytes: int) -> str | None:
     """Why a listed file is not scanned ('binary', too large, unreadable); None when it is scanned."""
     try:

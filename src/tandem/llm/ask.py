@@ -25,7 +25,9 @@ class Reply:
 
 
 async def ask(ctx: CallContext, *, system: str, prompt: str, max_tokens: int | None = None) -> Reply:
-    """Ask the client's model (when it declared ``sampling``), then the ``[llm]`` endpoint (when configured)."""
+    """Ask the client's model (when it declared ``sampling``), then the ``[llm]`` endpoint (when configured). The
+    whole ``[llm]`` answer is bounded by ``llm.timeout``; ``notes`` name the host an API key was sent to when that
+    host is not this machine."""
     settings = ctx.settings.llm
     tokens = max_tokens or settings.max_tokens
     notes: list[str] = []
@@ -51,10 +53,23 @@ async def ask(ctx: CallContext, *, system: str, prompt: str, max_tokens: int | N
         return Reply(notes=notes)
     try:
         client = ChatClient(settings)
+    except LlmError as exc:
+        notes.append(f"llm: {exc}")
+        return Reply(notes=notes)
+    try:
         completion = await client.complete(
             [ChatMessage("system", system), ChatMessage("user", prompt)], max_tokens=tokens
         )
     except LlmError as exc:
         notes.append(f"llm: {exc}")
-        return Reply(notes=notes)
-    return Reply("llm", completion.text, completion.model, notes)
+        return Reply(notes=_with_key_host(notes, client))
+    return Reply("llm", completion.text, completion.model, _with_key_host(notes, client))
+
+
+def _with_key_host(notes: list[str], client: ChatClient) -> list[str]:
+    """``notes`` and, when the API key leaves this machine, which host it goes to: ``base_url`` may come from a
+    cloned repository's tandem.toml, so the user is told where their key is sent."""
+    if client.key_sent_to is None:
+        return notes
+    where = f"{client.key_sent_to}, not this machine (llm.base_url)"
+    return [*notes, f"llm: the API key in {client.settings.api_key_env} goes to {where}"]

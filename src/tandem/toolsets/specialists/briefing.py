@@ -1,16 +1,17 @@
 """What a specialist is given: the question, and workspace files as context, capped, with any file that holds a
-secret left out (the brief may go to a hosted model)."""
+secret left out and any line of free text that holds one masked (the brief may go to a hosted model)."""
 
 from __future__ import annotations
 
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel
 
 from tandem.core import CallContext, ToolError
-from tandem.core.secret_engine import scan_files
+from tandem.core.secret_engine import scan_files, secret_lines_in_text
 from tandem.core.text_files import read_text
 
 MAX_CONTEXT_FILES = 20
@@ -32,6 +33,19 @@ class LeftOut(BaseModel):
     reason: str
 
 
+Where = Literal["question", "context", "persona"]
+
+
+class Redaction(BaseModel):
+    """A line of free text replaced in the brief because it held a secret."""
+
+    where: Where
+    line: int
+    """The line number in the text as given (1-based)."""
+    kinds: list[str]
+    """What detect-secrets found there (``AWS Access Key``, ``Secret Keyword``, ...)."""
+
+
 @dataclass
 class Brief:
     """The user message for the specialist, and what went into it."""
@@ -39,11 +53,27 @@ class Brief:
     text: str
     files: list[ContextFile] = field(default_factory=list)
     left_out: list[LeftOut] = field(default_factory=list)
+    redacted: list[Redaction] = field(default_factory=list)
+
+
+async def redact(ctx: CallContext, where: Where, text: str) -> tuple[str, list[Redaction]]:
+    """``text`` with every line that holds a secret (by detect-secrets' defaults) replaced by a notice naming what
+    was found, and those lines. The whole line goes, not just the value: detect-secrets reports some secrets by
+    their prefix only (``ghp`` of a GitHub token), so replacing the value alone could leave the rest in place."""
+    lines = text.splitlines()
+    found = await ctx.run_sync(functools.partial(secret_lines_in_text, lines)) if text.strip() else {}
+    if not found:
+        return text, []
+    for number, kinds in found.items():
+        lines[number - 1] = f"[line redacted: it held a secret ({', '.join(kinds)})]"
+    return "\n".join(lines), [Redaction(where=where, line=n, kinds=k) for n, k in sorted(found.items())]
 
 
 async def brief(ctx: CallContext, question: str, notes: str = "", paths: list[str] | None = None) -> Brief:
     """The question with ``notes`` (free text) and the named workspace files; a path outside the workspace, a
-    missing, binary or oversized file is a ``ToolError`` naming it."""
+    missing, binary or oversized file is a ``ToolError`` naming it. A line of the question or the notes that
+    holds a secret is replaced by a notice (``redacted``), whichever model the brief goes to: the same rule as a
+    context file holding one, which is left out."""
     paths = list(dict.fromkeys(paths or []))
     if len(paths) > MAX_CONTEXT_FILES:
         raise ToolError(f"{len(paths)} context paths given; at most {MAX_CONTEXT_FILES}: name the files that matter")
@@ -54,6 +84,9 @@ async def brief(ctx: CallContext, question: str, notes: str = "", paths: list[st
         found = await ctx.run_sync(functools.partial(read_text, ctx.workspace, path, ctx.settings.max_file_bytes))
         read.append((shown, found.text))
     result = Brief(text="")
+    question, asked = await redact(ctx, "question", question)
+    notes, noted = await redact(ctx, "context", notes)
+    result.redacted = asked + noted
     secrets = await _secret_lines(ctx, [shown for shown, _ in read]) if read else {}
     sections = [f"## Question\n\n{question.strip()}"]
     if notes.strip():

@@ -1,12 +1,18 @@
 """Specialist personas: Markdown files with YAML frontmatter, shipped in ``personas/`` and overridden or added to by
 the project's ``<data dir>/specialists/*.md``. A file that cannot be read is reported with its problem and leaves
-the others served."""
+the others served.
+
+Project files are read through workspace confinement: a symlink that leads out of the workspace is refused (and
+reported like any bad file), since its target would become a system prompt sent to a model or shown to the client.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,6 +20,9 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tandem.core import ToolError
+from tandem.core.workspace_path import open_in_workspace, workspace_path
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 MAX_PERSONA_BYTES = 64 * 1024
@@ -131,34 +140,68 @@ def shipped() -> Personas:
     return found
 
 
-def load(data_path: Path, shown_as: str) -> Personas:
+def load(workspace: Path, data_path: Path, shown_as: str) -> Personas:
     """The shipped personas with the project's (``data_path/specialists/*.md``, shown as ``shown_as/...``) laid over
-    them: a project persona replaces the shipped one of its name; a broken project file leaves the shipped one."""
+    them: a project persona replaces the shipped one of its name; a broken project file leaves the shipped one.
+
+    The files are confined to ``workspace``, the data dir included (a ``.tandem`` that is a symlink out of it is
+    refused); only a data dir configured as an absolute path elsewhere confines them to itself instead."""
     base = shipped()
     found = Personas(dict(base.by_name), list(base.problems))
-    folder = data_path / PROJECT_DIR
-    if not folder.is_dir():
+    # Lexical on purpose: a relative data_dir (even '../x', or a symlink) is always held to the workspace.
+    inside = data_path.is_relative_to(workspace)
+    root = workspace if inside else data_path
+    prefix = f"{data_path.relative_to(workspace).as_posix()}/" if inside else ""
+    try:
+        folder = workspace_path(root, f"{prefix}{PROJECT_DIR}")
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".md"))
+    except FileNotFoundError:
+        return found
+    except (ToolError, OSError) as exc:
+        why = str(exc) if isinstance(exc, ToolError) else exc.strerror or type(exc).__name__
+        found.problems.append(PersonaProblem(f"{shown_as}/{PROJECT_DIR}", f"no project persona read: {why}"))
         return found
     project = Personas()
-    for path in sorted(folder.glob("*.md")):
-        file = f"{shown_as}/{PROJECT_DIR}/{path.name}"
-        if not path.is_file():
-            project.problems.append(PersonaProblem(file, "not a regular file"))
-            continue
+    for name in names:
+        file = f"{shown_as}/{PROJECT_DIR}/{name}"
         try:
-            size = path.stat().st_size
-            data = path.read_bytes() if size <= MAX_PERSONA_BYTES else b""
-        except OSError as exc:
-            project.problems.append(PersonaProblem(file, f"cannot be read: {exc.strerror or exc}"))
+            data = _read(root, f"{prefix}{PROJECT_DIR}/{name}")
+        except InvalidPersona as exc:
+            project.problems.append(PersonaProblem(file, str(exc)))
             continue
-        if size > MAX_PERSONA_BYTES:
-            project.problems.append(PersonaProblem(file, f"{size} bytes, over the {MAX_PERSONA_BYTES}-byte limit"))
-            continue
-        _add(project, data, path.stem, "project", file)
+        _add(project, data, name.removesuffix(".md"), "project", file)
     for name, persona in project.by_name.items():
         found.by_name[name] = dataclasses.replace(persona, overrides=name in found.by_name)
     found.problems += project.problems
     return found
+
+
+def _read(root: Path, relative: str) -> bytes:
+    """The bytes of one confined persona file; ``InvalidPersona`` saying why not, with no host path in it."""
+    try:
+        path = workspace_path(root, relative)
+    except ToolError as exc:
+        raise InvalidPersona(f"not read: {exc}") from None
+    try:
+        # O_NONBLOCK: a FIFO named *.md must not hang the listing; it is refused below as not a regular file.
+        fd = open_in_workspace(root, path, os.O_RDONLY | os.O_NONBLOCK)
+    except ToolError as exc:
+        raise InvalidPersona(f"cannot be read: {exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidPersona("not a regular file")
+        if info.st_size > MAX_PERSONA_BYTES:
+            raise InvalidPersona(f"{info.st_size} bytes, over the {MAX_PERSONA_BYTES}-byte limit")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_PERSONA_BYTES + 1)
+    except OSError as exc:
+        raise InvalidPersona(f"cannot be read: {exc.strerror or type(exc).__name__}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PERSONA_BYTES:  # it grew after the check
+        raise InvalidPersona(f"over the {MAX_PERSONA_BYTES}-byte limit")
+    return data
 
 
 def _add(into: Personas, data: bytes, stem: str, source: Source, file: str) -> None:

@@ -13,7 +13,7 @@ from tandem.core.registry import Prompt
 from tandem.core.schema import signature_of
 from tandem.llm import ask
 from tandem.toolsets.specialists import personas as persona_files
-from tandem.toolsets.specialists.briefing import Brief, ContextFile, LeftOut, brief
+from tandem.toolsets.specialists.briefing import Brief, ContextFile, LeftOut, Redaction, brief, redact
 from tandem.toolsets.specialists.personas import Persona, Personas
 from tandem.toolsets.specialists.relevance import rank
 
@@ -43,7 +43,7 @@ ContextText = Annotated[
 
 def _load(settings: Settings) -> Personas:
     shown = settings.data_dir.as_posix() if not settings.data_dir.is_absolute() else "<data_dir>"
-    return persona_files.load(settings.data_path, shown)
+    return persona_files.load(settings.workspace, settings.data_path, shown)
 
 
 async def _personas(ctx: CallContext) -> Personas:
@@ -177,6 +177,8 @@ class Consultation(BaseModel):
     prompt: str | None
     context_files: list[ContextFile]
     left_out: list[LeftOut]
+    redacted: list[Redaction]
+    """Lines of the question, the context or a project persona replaced because they held a secret."""
     notes: list[str]
     """Why the paths before the one that answered did not."""
 
@@ -228,12 +230,16 @@ async def consult_specialist(
     client supports it, otherwise from the OpenAI-compatible endpoint configured in [llm]; when neither can answer,
     the result holds the specialist's system prompt and the assembled question (path 'prompt') for you to answer
     yourself. ``path`` says which one answered and ``notes`` why the others did not. Files that hold secrets are
-    left out of the context."""
+    left out of the context, and lines of ``question``, ``context`` or a project persona that hold one are replaced
+    by a notice (``redacted``) before anything is sent to any model."""
     found = await _personas(ctx)
     chosen, chosen_by, why, candidates = _choose(question, found, persona)
     made: Brief = await brief(ctx, question, context or "", context_paths)
     user = made.text + _left_out_text(made.left_out)
-    reply = await ask(ctx, system=chosen.instructions, prompt=user)
+    system, in_persona = chosen.instructions, list[Redaction]()
+    if chosen.source == "project":  # a file of the repository; shipped personas are Tandem's own text
+        system, in_persona = await redact(ctx, "persona", system)
+    reply = await ask(ctx, system=system, prompt=user)
     result = Consultation(
         path=reply.via or "prompt",
         persona=chosen.name,
@@ -243,10 +249,11 @@ async def consult_specialist(
         candidates=candidates,
         answer=reply.text,
         model=reply.model,
-        system_prompt=None if reply.via else chosen.instructions,
+        system_prompt=None if reply.via else system,
         prompt=None if reply.via else user,
         context_files=made.files,
         left_out=made.left_out,
+        redacted=made.redacted + in_persona,
         notes=reply.notes,
     )
     head = f"{chosen.title} ({chosen.name}; {why})"
