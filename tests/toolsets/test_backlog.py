@@ -15,6 +15,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp import Client
 
 from tests.toolsets.calls import call, refused, serving, text
@@ -128,6 +130,8 @@ async def test_a_task_tandem_creates_is_read_back_by_the_cli(client: Client, wor
         "Emoji 🚀 in the title",
         "123",
         "yes",
+        "3_",
+        "01.",
         '"quoted" and [bracketed]',
     ],
 )
@@ -398,7 +402,9 @@ async def test_unknown_ids_statuses_priorities_and_dependencies_are_refused(clie
     assert len(list((workspace / "backlog/tasks").glob("*.md"))) == 1
 
 
-@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "task-1/../../x", "TASK-1 - Exists.md", "doc-1", "-1", "1.a"])
+@pytest.mark.parametrize(
+    "bad_id", ["../../etc/passwd", "task-1/../../x", "TASK-1 - Exists.md", "doc-1", "-1", "1.a", "1" * 5000, "TASK-٣"]
+)
 async def test_an_id_that_is_not_an_id_is_refused(client: Client, bad_id: str) -> None:
     await call(client, "task_create", title="Exists")
     for tool, arguments in (("task_view", {}), ("task_edit", {"title": "y"}), ("task_complete", {})):
@@ -499,3 +505,56 @@ async def test_a_hidden_backlog_directory_is_found(tmp_path: Path) -> None:
         made = await call(client, "task_create", title="Hidden")
     assert made["task"]["path"] == ".backlog/tasks/task-1 - Hidden.md"
     assert cli_view(workspace, "1")["title"] == "Hidden"
+
+
+async def test_a_task_file_whose_id_is_thousands_of_digits_is_named_as_unreadable(
+    client: Client, workspace: Path
+) -> None:
+    await call(client, "task_create", title="Fine")
+    (workspace / "backlog/tasks/task-2 - Huge.md").write_text(f"---\nid: TASK-{'9' * 5000}\ntitle: Huge\n---\n")
+    (workspace / "backlog/tasks/task-3 - Number.md").write_text(f"---\nid: TASK-3\ntitle: {'7' * 5000}\n---\n")
+    listed = await call(client, "read_backlog")
+    assert [task["id"] for task in listed["tasks"]] == ["TASK-1"]
+    assert listed["skipped"] == [
+        f"backlog/tasks/task-2 - Huge.md: its id 'TASK-{'9' * 35}…' is not a task id like TASK-1",
+        "backlog/tasks/task-3 - Number.md: its frontmatter holds a number too long to read",
+    ]
+    assert (await call(client, "task_view", id="1"))["title"] == "Fine"
+
+
+# Strings made of what YAML reads as numbers, booleans, nulls, dates and indicators, and number-like strings, so
+# most examples are titles a YAML 1.1 reader would take for something other than text (``3_`` is 3, ``01.`` is 1.0
+# there).
+_PIECES = [*"0123456789._-+:eExXobB #'\"@!&*[]{},|>%?`~=\\é😀", "\u0085", "\u2028", "null", "yes", ".inf"]
+_YAMLISH = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
+_NUMBERISH = st.from_regex(r"\A[-+]?[0-9_]{0,4}[.:eExob_]?[0-9_]{0,3}[._]?\Z")
+_TITLES = (
+    st.one_of(_NUMBERISH, _YAMLISH, st.text(max_size=80))
+    .map(str.strip)
+    .filter(lambda title: 0 < len(title) <= 200 and not re.search(r"[\x00-\x1f\x7f]", title))
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=_TITLES)
+async def test_any_title_is_read_back_as_it_was_written(client: Client, title: str) -> None:
+    made = await call(client, "task_create", title=title)
+    assert made["task"]["title"] == title
+    assert (await call(client, "task_view", id=made["task"]["id"]))["title"] == title
+
+
+async def test_titles_yaml_1_1_reads_as_numbers_read_back_as_text_in_tandem_and_the_cli(
+    client: Client, workspace: Path
+) -> None:
+    titles = ["3_", "01.", "1_000_", "0b", "09", "0o7", "_1"]
+    for title in titles:
+        made = await call(client, "task_create", title=title)
+        assert (await call(client, "task_view", id=made["task"]["id"]))["title"] == title
+    await call(client, "task_edit", id="1", status="In Progress")
+    assert "title: 3_\n" in only_file_named(workspace, "task-1 ").read_text()
+    assert [task["title"] for task in sorted(cli_list(workspace).values(), key=lambda t: int(t["id"][5:]))] == titles
+
+
+def only_file_named(workspace: Path, prefix: str) -> Path:
+    (path,) = (workspace / "backlog/tasks").glob(f"{prefix}*.md")
+    return path

@@ -456,15 +456,136 @@ def test_the_listed_languages_are_all_covered() -> None:
     assert languages == repomix | {"solidity", "swift", "typescript", "tsx", "vue", "kotlin"}
 
 
-def test_nested_functions_go_with_their_body_and_empty_bodies_stay() -> None:
+def test_a_body_that_defines_nothing_goes_whole_and_empty_bodies_stay() -> None:
     stub = 'def stub():\n    """Only a docstring."""\n'
-    source = "def outer():\n    def inner():\n        return 1\n    return inner\n\n\n" + stub
+    source = "def outer(items):\n    for item in items:\n        print(lambda: item)\n    return items\n\n\n" + stub
     [result] = compress_files([(source, "python")])
     assert not isinstance(result, str)
-    assert result.text == "def outer():\n    ...\n\n\n" + stub
+    assert result.text == "def outer(items):\n    ...\n\n\n" + stub
     [js] = compress_files([("function f() {}\nconst g = () => { return h(() => { deep(); }); };\n", "javascript")])
     assert not isinstance(js, str)
     assert js.text == "function f() {}\nconst g = () => { /* … */ };\n"
+
+
+def test_a_body_that_defines_functions_or_classes_keeps_them_and_cuts_their_bodies() -> None:
+    source = (
+        "def outer():\n    def inner():\n        return 1\n    return inner\n\n\n"
+        "def make_models(base):\n"
+        '    """Classes made per base."""\n'
+        "    class User(base):\n        def name(self) -> str:\n            return self.first + self.last\n"
+        "    return User\n"
+    )
+    [result] = compress_files([(source, "python")])
+    assert not isinstance(result, str)
+    assert result.text == (
+        "def outer():\n    def inner():\n        ...\n    return inner\n\n\n"
+        "def make_models(base):\n"
+        '    """Classes made per base."""\n'
+        "    class User(base):\n        def name(self) -> str:\n            ...\n"
+        "    return User\n"
+    )
+    compile(result.text, "skeleton.py", "exec")
+
+
+# A library as bundlers ship it (UMD around a factory), an AMD module, a CommonJS plugin factory, an IIFE and a test
+# file: every one keeps its code inside one function, so dropping that body whole would leave nothing.
+WRAPPED_JS = """(function (global, factory) {
+  typeof exports === 'object' ? factory(exports) : factory((global.lib = {}));
+})(this, (function (exports) { 'use strict';
+  var VERSION = "1.0.0";
+  function parse(input, options) {
+    return new Parser(options, input).parse();
+  }
+  var Parser = function Parser(options, input) {
+    this.options = options;
+    this.input = String(input);
+  };
+  Parser.prototype.parse = function parse () {
+    return this.parseTopLevel(this.startNode());
+  };
+  exports.parse = parse;
+}));
+
+define(["dep"], function (dep) {
+  return {
+    render: function (view) {
+      return dep.draw(view);
+    },
+  };
+});
+
+module.exports = function plugin(options) {
+  return class extends options.Base {
+    readToken(code) {
+      return super.readToken(code + 1);
+    }
+  };
+};
+
+(function () {
+  function helper(value) {
+    return value * 2;
+  }
+  window.helper = helper;
+})();
+
+describe("parse", () => {
+  beforeEach(() => {
+    reset();
+  });
+  it("reads a number", () => {
+    expect(parse("1")).toBe(1);
+  });
+});
+"""
+
+
+def test_code_wrapped_in_a_function_keeps_its_structure_and_loses_only_the_inner_bodies() -> None:
+    [result] = compress_files([(WRAPPED_JS, "javascript")])
+    assert not isinstance(result, str), result
+    for kept in (
+        "(function (global, factory) { /* … */ })(this, (function (exports) { 'use strict';",
+        'var VERSION = "1.0.0";',
+        "function parse(input, options) { /* … */ }",
+        "var Parser = function Parser(options, input) { /* … */ };",
+        "Parser.prototype.parse = function parse () { /* … */ };",
+        "exports.parse = parse;",
+        "render: function (view) { /* … */ },",
+        "readToken(code) { /* … */ }",
+        "function helper(value) { /* … */ }\n  window.helper = helper;",
+        'beforeEach(() => { /* … */ });\n  it("reads a number", () => { /* … */ });',
+    ):
+        assert kept in result.text, f"lost {kept!r}:\n{result.text}"
+    for dropped in ("this.options = options", "dep.draw(view)", "super.readToken", "value * 2", "toBe(1)", "reset()"):
+        assert dropped not in result.text, dropped
+    assert not get_parser("javascript").parse(result.text.encode()).root_node.has_error, result.text
+
+
+ACORN = Path(__file__).resolve().parents[2] / ".tools/node_modules/acorn/dist/acorn.js"
+
+
+@pytest.mark.skipif(
+    not ACORN.is_file(), reason="acorn is not installed (.tools/node_modules): run 'bash scripts/node-tools'"
+)
+def test_a_real_umd_library_keeps_its_functions_signatures() -> None:
+    source = ACORN.read_text()
+    [result] = compress_files([(source, "javascript")])
+    assert not isinstance(result, str), result
+    assert 10_000 < len(result.text) < len(source) / 2
+    for signature in (
+        "function getLineInfo(input, offset) { /* … */ }",
+        "var Parser = function Parser(options, input, startPos) { /* … */ };",
+    ):
+        assert signature in result.text
+    assert not get_parser("javascript").parse(result.text.encode()).root_node.has_error
+
+
+def test_a_tab_indented_python_skeleton_still_compiles() -> None:
+    source = 'class A:\n\tdef f(self):\n\t\t"""Doc."""\n\t\treturn 1\n\n\ndef g(): """Doc."""; return 2\n'
+    [result] = compress_files([(source, "python")])
+    assert not isinstance(result, str)
+    assert result.text == 'class A:\n\tdef f(self):\n\t\t"""Doc."""\n\t\t...\n\n\ndef g(): """Doc."""; ...\n'
+    compile(result.text, "skeleton.py", "exec")
 
 
 def test_a_c_plus_plus_header_named_h_is_compressed_as_c_plus_plus() -> None:
@@ -545,6 +666,25 @@ async def test_many_files_are_compressed_in_worker_processes(tmp_path: Path) -> 
     assert stats["compressed"] == {"files": 520, "fell_back": []}
     assert "def f519(x: int) -> int:\n    ...\n</file>" in output and "return x * 519" not in output
     assert stats["total_tokens"] == count_tokens(output)
+
+
+async def test_a_minified_file_is_sent_whole_and_listed(tmp_path: Path) -> None:
+    root = tmp_path / "web"
+    root.mkdir()
+    minified = "".join(f"function f{n}(a){{return a+{n}}}" for n in range(400)) + "\n"
+    (root / "app.js").write_text(minified)
+    (root / "long.js").write_text("var ok = 1;\n" * 50 + f"var data = {json.dumps(['x' * 50] * 120)};\n")
+    (root / "main.js").write_text("function main(a) {\n  return a + 1;\n}\n")
+    async with serving(root, toolsets=["context"]) as client:
+        stats, summary, output = await pack(client, style="json", compress=True, leave_out_secrets=False)
+    files = json.loads(output)["files"]
+    assert files["app.js"] == minified and files["long.js"] == (root / "long.js").read_text()
+    assert files["main.js"] == "function main(a) { /* … */ }\n"
+    assert stats["compressed"] == {
+        "files": 1,
+        "fell_back": [{"path": "app.js", "reason": "minified"}, {"path": "long.js", "reason": "minified"}],
+    }
+    assert "; 1 files compressed (2 sent whole: minified)" in summary
 
 
 def test_tandem_pack_compress_on_the_command_line(workspace: Path, tmp_path: Path) -> None:

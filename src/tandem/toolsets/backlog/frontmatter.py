@@ -23,19 +23,40 @@ _UNQUOTED_DUE = re.compile(r"^(\s*due_date:[ \t]*)([^'\"\s#][^#]*?)\s*$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# js-yaml 3's int (type/int.js, as a regex) and float (type/float.js, its "no trailing _" check folded in).
+_INT = re.compile(
+    r"^[-+]?(?:0|0b[01_]*[01]|0x[0-9a-fA-F_]*[0-9a-fA-F]|0[0-7_]*[0-7]|[1-9](?:[0-9_]*[0-9])?"
+    r"|[1-9][0-9_]*(?::[0-5]?[0-9])+)\Z"
+)
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:0|[1-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))(?<!_)\Z"
+)
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML as js-yaml 3 reads it: only ``true``/``false`` are booleans (not ``yes``/``on``) and dates stay text,
-    since Backlog.md keeps ``created_date`` and friends as strings."""
+    """YAML as js-yaml 3 reads it: only ``true``/``false`` are booleans (not ``yes``/``on``), integers and floats
+    are js-yaml's (``3_`` and ``01.`` are text, not YAML 1.1's 3 and 1.0), there is no ``=`` value tag, and dates
+    stay text, since Backlog.md keeps ``created_date`` and friends as strings. The dumper below quotes by the same
+    rules, so what it writes reads back as the string it was."""
 
 
-_DROPPED = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+_REPLACED = (
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:value",
+)
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)\Z"), list("tTfF")
 )
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 class FrontmatterError(ValueError):
@@ -52,6 +73,8 @@ def split(text: str) -> tuple[dict[str, Any], str]:
         data = yaml.load(_quote_cli_shorthands(match.group(1)), Loader=_Loader)
     except yaml.YAMLError as exc:
         raise FrontmatterError(f"its frontmatter is not valid YAML ({str(exc).splitlines()[0]})") from None
+    except ValueError:  # an integer of more than 4,300 digits, which Python will not convert
+        raise FrontmatterError("its frontmatter holds a number too long to read") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -133,10 +156,6 @@ _ESCAPES = {
 }  # fmt: skip
 _NOT_FIRST = {ord(c) for c in "-?:,[]{}#&*!|=>'\"%@`"}
 _FLOW_OR_COLON = {ord(c) for c in ",[]{}:"}
-_FLOAT = re.compile(
-    r"^(?:[-+]?(?:0|[1-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _TIMESTAMP = re.compile(
     r"^[0-9]{4}-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?"
@@ -210,30 +229,11 @@ def _is_ambiguous(text: str) -> bool:
     """Whether YAML would read ``text`` unquoted as something other than this string (js-yaml's implicit types)."""
     return (
         text in ("~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", "<<")
-        or _is_int(text)
-        or (_FLOAT.match(text) is not None and not text.endswith("_"))
+        or _INT.match(text) is not None
+        or _FLOAT.match(text) is not None
         or _DATE.match(text) is not None
         or _TIMESTAMP.match(text) is not None
     )
-
-
-def _is_int(text: str) -> bool:
-    body = text[1:] if text[:1] in ("-", "+") else text
-    if not body:
-        return False
-    if body == "0":
-        return True
-    if body.startswith("0"):
-        digits, allowed = (body[2:], "01") if body[1:2] == "b" else (body[2:], "0123456789abcdefABCDEF")
-        if body[1:2] not in ("b", "x"):
-            digits, allowed = body[1:], "01234567"
-        return any(c != "_" for c in digits) and all(c == "_" or c in allowed for c in digits) and digits[-1:] != "_"
-    if body.startswith("_"):
-        return False
-    head, colon, rest = body.partition(":")
-    if not any(c.isdigit() for c in head) or not all(c == "_" or c in "0123456789" for c in head) or head[-1] == "_":
-        return False
-    return not colon or re.fullmatch(r"(:[0-5]?[0-9])+", ":" + rest) is not None
 
 
 def _escaped(text: str) -> str:

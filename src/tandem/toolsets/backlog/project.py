@@ -28,7 +28,9 @@ DEFAULT_STATUSES = ["To Do", "In Progress", "Done"]
 DEFAULT_PRIORITIES = ["high", "medium", "low"]
 ORDINAL_STEP = 1000
 MAX_TASK_FILE_BYTES = 2 * 1024 * 1024
-_ID_BODY = re.compile(r"^\d+(?:\.\d+)*$")
+# Bounded so an id's numbers always convert (Python refuses int() of more than 4,300 digits), ASCII digits only.
+_ID_BODY = re.compile(r"^[0-9]{1,18}(?:\.[0-9]{1,18}){0,15}\Z")
+_SHOWN_ID_CHARS = 40
 # Backlog.md's own sanitizeFilename: path characters become '-', noisy punctuation goes, whitespace becomes '-'.
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
 _NOISY = re.compile(r"['(),!@#$%^&+=\[\]{};]")
@@ -182,7 +184,9 @@ class Project:
         text = task_id.strip()
         head, dash, body = text.rpartition("-")
         if (dash and head.lower() != self.prefix.lower()) or not _ID_BODY.match(body):
-            raise ToolError(f"{task_id!r} is not a task id: give one like {self.prefix.upper()}-1 (or just 1)")
+            raise ToolError(
+                f"{_shown_id(task_id)!r} is not a task id: give one like {self.prefix.upper()}-1 (or just 1)"
+            )
         return tuple(int(part) for part in body.split("."))
 
     def load(self) -> list[Task]:
@@ -264,6 +268,9 @@ class Project:
         if not fields.get("id"):
             name_id = path.name.split(" ", 1)[0]
             fields = {"id": name_id.upper(), **fields}
+        if self._key_or_none(str(fields["id"])) is None:
+            # No tool could name this task, so it is listed with what is wrong rather than as a task.
+            raise frontmatter.FrontmatterError(f"its id {_shown_id(str(fields['id']))!r} is not a task id like TASK-1")
         return Task(path, shown, fields, Body.parse(body), completed)
 
     def _key_or_none(self, task_id: str) -> tuple[int, ...] | None:
@@ -275,6 +282,11 @@ class Project:
     def _sort_key(self, task_id: str) -> tuple[int, tuple[int, ...], str]:
         key = self._key_or_none(task_id)
         return (0, key, "") if key is not None else (1, (), task_id)
+
+
+def _shown_id(task_id: str) -> str:
+    """An id as an error message quotes it: cut short, since a file or a caller may hand over thousands of digits."""
+    return task_id if len(task_id) <= _SHOWN_ID_CHARS else task_id[:_SHOWN_ID_CHARS] + "…"
 
 
 def _read_config(ctx: CallContext, path: Path) -> dict[str, Any]:

@@ -6,8 +6,10 @@ one query); everything the query does not name is kept byte for byte. A brace bo
 comment, so the skeleton still parses), a Python body ``...`` after its docstring, a Ruby body ``# …``. CSS keeps
 selectors and at-rules and drops declaration blocks. A Vue file keeps its template, and its ``<script>`` and plain
 CSS ``<style>`` blocks are compressed as their own language. Top-level code that is not in a function (constants,
-module statements) is kept. A file whose tree has an error is not compressed: its full text is sent, and the pack
-lists it.
+module statements) is kept. So is a JavaScript, TypeScript or Python body that defines functions or classes of its
+own (a UMD factory, an IIFE, ``define``, ``describe``, a class factory): it is treated as a module, and the bodies
+inside it are cut instead. A file whose tree has an error, or a minified one, is not compressed: its full text is
+sent, and the pack lists it.
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ class Unparsable(Exception):
     """The file's tree has an error, so it cannot be cut safely; the message says where."""
 
 
+class Minified(Exception):
+    """The file is minified (lines far longer than a person writes): its skeleton would be one line of noise, so it is
+    sent whole."""
+
+
+MINIFIED_AVERAGE_LINE = 500
+MINIFIED_LONGEST_LINE = 5000
+"""Line lengths (characters) past which a file counts as minified: on average, or for any one line."""
+
+
 @dataclass(frozen=True, slots=True)
 class Compressed:
     text: str
@@ -129,6 +141,8 @@ def compress_files(files: list[tuple[str, str]]) -> list[Compressed | str]:
     for text, language in files:
         try:
             outcomes.append(compress(text, language, parsers))
+        except Minified as exc:
+            outcomes.append(str(exc))
         except Unparsable as exc:
             outcomes.append(_as_cpp(text, parsers) if language == "c" else str(exc))
     return outcomes
@@ -142,7 +156,11 @@ def _as_cpp(text: str, parsers: dict[str, Parser]) -> Compressed | str:
 
 
 def compress(text: str, language: str, parsers: dict[str, Parser] | None = None) -> Compressed:
-    """The skeleton of ``text`` in ``language`` (one of ``LANGUAGES``); ``Unparsable`` if its tree has an error."""
+    """The skeleton of ``text`` in ``language`` (one of ``LANGUAGES``); ``Unparsable`` if its tree has an error,
+    ``Minified`` if it is minified."""
+    lines = text.split("\n")
+    if len(text) > MINIFIED_AVERAGE_LINE * len(lines) or max(map(len, lines)) > MINIFIED_LONGEST_LINE:
+        raise Minified("minified")
     parsers = {} if parsers is None else parsers
     source = text.encode()
     edits = _vue_edits(source, parsers) if language == "vue" else _edits(source, language, parsers)
@@ -182,7 +200,9 @@ def _edits(
     source: bytes, language: str, parsers: dict[str, Parser], offset: int = 0, row: int = 0, where: str = ""
 ) -> list[Edit]:
     """The bodies to drop from ``source`` (a piece of its file from byte ``offset``, line ``row + 1``), outermost
-    first, none nested: a body inside a dropped one goes with it."""
+    first, none nested: a body inside a dropped one goes with it. A body that declares functions or classes of its
+    own (a UMD factory, an IIFE, ``define``, ``describe``, a class factory) is a module in all but name: it is kept
+    and its inner bodies are cut instead."""
     root = _parse(source, language, parsers, row, where)
     captured = QueryCursor(_query(language)).captures(root)
     found = sorted(
@@ -194,14 +214,79 @@ def _edits(
     for node, kind in found:
         if node.start_byte < end or not node.named_children:  # inside a dropped body, or empty: nothing to drop
             continue
-        edit = _edit(node, kind, language)
+        if _declares(node, language):
+            continue
+        edit = _edit(node, kind, language, source)
         if edit is not None:
             edits.append((edit[0] + offset, edit[1] + offset, edit[2]))
             end = edit[1]
     return edits
 
 
-def _edit(node: Node, kind: str, language: str) -> Edit | None:
+_PYTHON_DEFINITIONS = frozenset({"function_definition", "class_definition", "decorated_definition"})
+_JS_DEFINITIONS = frozenset(
+    {
+        "function_declaration",
+        "generator_function_declaration",
+        "class_declaration",
+        "abstract_class_declaration",
+        "function_expression",
+        "function",
+        "generator_function",
+        "class",
+        "method_definition",
+    }
+)
+# What a statement may wrap a function or class in and still define it: ``var f = …``, ``exports.f = …``,
+# ``return class …``, ``{ f: …, g() {…} }``, ``(function () {…}).call(this)``.
+_JS_WRAPPERS = frozenset(
+    {
+        "lexical_declaration",
+        "variable_declaration",
+        "variable_declarator",
+        "expression_statement",
+        "return_statement",
+        "assignment_expression",
+        "call_expression",
+        "parenthesized_expression",
+        "member_expression",
+        "object",
+        "pair",
+    }
+)
+
+
+def _declares(body: Node, language: str) -> bool:
+    """Whether ``body`` is a module in all but name: one of its own statements defines a function or class, or (the
+    shape of ``describe``, ``$(function () {…})``) half its statements or more are calls given a callback."""
+    statements = body.named_children
+    if language == "python":
+        return body.type == "block" and any(child.type in _PYTHON_DEFINITIONS for child in statements)
+    if language not in ("javascript", "typescript", "tsx") or body.type != "statement_block":
+        return False
+    if any(_js_defines(statement) for statement in statements):
+        return True
+    return 2 * sum(_js_registers(statement) for statement in statements) >= len(statements)
+
+
+def _js_defines(node: Node) -> bool:
+    if node.type in _JS_DEFINITIONS:
+        return True
+    if node.type == "arrow_function":  # a one-line arrow function is kept whole anyway
+        return node.end_point.row > node.start_point.row
+    return node.type in _JS_WRAPPERS and any(_js_defines(child) for child in node.named_children)
+
+
+def _js_registers(statement: Node) -> bool:
+    """Whether ``statement`` is a call (awaited or not) handed a multi-line function: ``it("…", () => {…})``."""
+    call = statement.named_children[0] if statement.type == "expression_statement" else None
+    if call is not None and call.type == "await_expression":
+        call = call.named_children[0]
+    arguments = call.child_by_field_name("arguments") if call is not None and call.type == "call_expression" else None
+    return arguments is not None and any(_js_defines(argument) for argument in arguments.named_children)
+
+
+def _edit(node: Node, kind: str, language: str, source: bytes) -> Edit | None:
     start, end = node.start_byte, node.end_byte
     if kind == "block":
         return start, end, BLOCK
@@ -214,11 +299,12 @@ def _edit(node: Node, kind: str, language: str) -> Edit | None:
     if kind == "declarations":
         nested = any(child.type not in ("declaration", "comment") for child in node.named_children)
         return None if nested else (start, end, BLOCK)
-    return _python_body(node)  # the one capture left: @python
+    return _python_body(node, source)  # the one capture left: @python
 
 
-def _python_body(block: Node) -> Edit | None:
-    """A Python body becomes ``...``, after its docstring when it has one."""
+def _python_body(block: Node, source: bytes) -> Edit | None:
+    """A Python body becomes ``...``, after its docstring when it has one, indented as the docstring is (tabs stay
+    tabs) or, after a docstring on the ``def`` line, on that line."""
     first = block.named_children[0]
     if first.type == "expression_statement" and first.named_child_count == 1:
         first = first.named_children[0]
@@ -226,7 +312,10 @@ def _python_body(block: Node) -> Edit | None:
         return block.start_byte, block.end_byte, "..."
     if len(block.named_children) == 1:
         return None  # only a docstring: nothing to drop
-    return first.end_byte, block.end_byte, "\n" + " " * first.start_point.column + "..."
+    indent = source[source.rfind(b"\n", 0, first.start_byte) + 1 : first.start_byte]
+    if indent.strip():
+        return first.end_byte, block.end_byte, "; ..."
+    return first.end_byte, block.end_byte, "\n" + indent.decode() + "..."
 
 
 def _vue_edits(source: bytes, parsers: dict[str, Parser]) -> list[Edit]:

@@ -138,7 +138,8 @@ async def pack_codebase(
         Field(
             description="Cut source files to their skeleton: imports, signatures, types, comments and docstrings "
             "kept, function bodies dropped (tree-sitter; C, C++, C#, CSS, Dart, Go, Java, JS, PHP, Python, Ruby, "
-            "Rust, Solidity, Swift, TS, TSX, Vue, Kotlin). A file that does not parse is sent whole and listed."
+            "Rust, Solidity, Swift, TS, TSX, Vue, Kotlin). A file that does not parse, or is minified, is sent whole "
+            "and listed."
         ),
     ] = False,
 ) -> ToolResult:
@@ -230,7 +231,9 @@ async def _compressed(ctx: CallContext, files: list[PackedFile]) -> tuple[list[P
 
 def _compression_line(compression: dict[str, Any]) -> str:
     fell_back = compression["fell_back"]
-    whole = f" ({len(fell_back)} sent whole: tree-sitter found syntax errors)" if fell_back else ""
+    minified = sum(entry["reason"] == "minified" for entry in fell_back)
+    why = [w for n, w in ((len(fell_back) - minified, "tree-sitter found syntax errors"), (minified, "minified")) if n]
+    whole = f" ({len(fell_back)} sent whole: {', '.join(why)})" if fell_back else ""
     return f"; {compression['files']} files compressed{whole}"
 
 
