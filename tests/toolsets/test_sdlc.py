@@ -419,3 +419,45 @@ async def test_prose_with_conditions_or_negations_makes_no_rules(tmp_path: Path)
         report = await call(client, "check_policy", message="whatever")
     assert [(v["rule"], v["line"]) for v in report["violations"]] == [("never use print", 4)]
     assert report["rules"] == 1
+
+
+async def test_assume_unchanged_entries_do_not_hide_the_work_tree(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _change(root, "a - b")
+    git(root, "add", "app.py")
+    git(root, "update-index", "--assume-unchanged", "app.py")
+    _change(root, "a + b")  # the work tree is good, the index (hidden from git status) is broken
+    async with _serve(root) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        message = await refused(client, "git_commit", message="fix: hidden")
+    assert "did not check: app.py (not validated)" in message
+
+
+async def test_git_through_execute_command_only_reads_in_enforce_mode(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    git(root, "config", "alias.ci", "commit")
+    toolsets = [*TOOLSETS, "workspace"]
+    async with serving(root, toolsets=toolsets, code=CODE, sdlc={"mode": "enforce"}) as client:
+        assert "not ci" in await refused(client, "execute_command", argv=["git", "ci", "-qam", "sneak"])
+        assert "not commit" in await refused(
+            client, "execute_command", command="env GIT_PAGER=cat git -c a=b commit -qam sneak"
+        )
+        fine = [
+            await call(client, "execute_command", argv=["git", "log", "--grep=commit", "--oneline"]),
+            await call(client, "execute_command", command="git --no-pager grep -n commit"),
+            await call(client, "execute_command", argv=["echo", "git", "commit"]),
+        ]
+    assert [r["exit_code"] for r in fine] == [0, 1, 0] and fine[2]["stdout"] == "git commit\n"
+    assert git(root, "log", "-1", "--format=%s").strip() == "feat: start"
+
+
+async def test_an_amend_is_checked_against_the_commit_before_head(tmp_path: Path) -> None:
+    root = _policy_project(tmp_path)
+    (root / "vendor").mkdir()
+    (root / "vendor" / "x.py").write_text("x = 1\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "chore: vendor")  # made outside Tandem, breaking the policy
+    async with _serve(root, sdlc={"may_skip": ["lint", "tests"]}) as client:
+        assert (await call(client, "run_all_validations", skip=["lint", "tests"]))["ok"]
+        message = await refused(client, "git_commit", message="chore: vendor again", amend=True)
+    assert "vendor/x.py: changes a forbidden path (vendor/**)" in message

@@ -148,11 +148,21 @@ async def _scratch_index(repository: Repository, scratch: Path) -> dict[str, str
     real = Path(found.stdout.strip())
     real = real if real.is_absolute() else repository.root / real
     index = scratch / "index"
+    env = {"GIT_INDEX_FILE": str(index)}
     if real.is_file():
         # copy2 keeps the index's mtime: git's check for "racily clean" entries (a file changed in the second the
         # index was written, same size) compares against it, and a fresh mtime would make git trust stale stats.
         shutil.copy2(real, index)
-    return {"GIT_INDEX_FILE": str(index)}
+        # Entries marked assume-unchanged or skip-worktree would keep their staged content whatever the file holds.
+        listed = await repository.run(["ls-files", "-v", "-z"], env=env, read_only=True, literal_pathspecs=False)
+        marked = [e[2:] for e in listed.stdout.split("\0") if len(e) > 2 and (e[0].islower() or e[0] == "S")]
+        if marked:
+            await repository.run(
+                ["update-index", "--no-assume-unchanged", "--no-skip-worktree", "-z", "--stdin"],
+                stdin="\0".join(marked) + "\0",
+                env=env,
+            )
+    return env
 
 
 def _excludes(repository: Repository, paths: list[Path]) -> list[str]:
@@ -174,7 +184,10 @@ async def worktree_tree(repository: Repository, leave_out: list[Path]) -> str:
     repository's own index is not touched."""
     with tempfile.TemporaryDirectory(prefix="tandem-sdlc-") as scratch:
         env = await _scratch_index(repository, Path(scratch))
-        excluded = _excludes(repository, leave_out)
+        # A tracked submodule stays in: add -A records the commit checked out in it. Untracked clones are left out.
+        tracked = await repository.run(["ls-files", "-s", "-z"], env=env, read_only=True, literal_pathspecs=False)
+        gitlinks = {e.split("\t", 1)[1] for e in tracked.stdout.split("\0") if e.startswith("160000 ")}
+        excluded = [s for s in _excludes(repository, leave_out) if s.removeprefix(":(exclude)") not in gitlinks]
         if excluded:
             # git refuses a pathspec that names an ignored path, excluding ones too: leave those out, add -A does.
             names = [spec.removeprefix(":(exclude)") for spec in excluded]

@@ -384,6 +384,15 @@ async def _base(repository: Repository) -> str:
     return head.stdout.strip() if head.ok else EMPTY_TREE
 
 
+def _repository_prefix_of(repository: Repository, path: Path) -> str | None:
+    """``path`` relative to the repository's root, with a trailing slash; ``None`` when it lies outside."""
+    try:
+        relative = path.resolve().relative_to(repository.root)
+    except ValueError:
+        return None
+    return relative.as_posix().rstrip("/") + "/" if relative.parts else None
+
+
 def _repository_prefix(ctx: CallContext, repository: Repository) -> str:
     shown = ctx.display(repository.root)
     return "" if shown in ("", ".") else shown.rstrip("/") + "/"
@@ -408,9 +417,16 @@ async def _working_changes(ctx: CallContext, repository: Repository) -> list[Cha
     return changes
 
 
-async def _staged_changes(ctx: CallContext, repository: Repository, all_tracked: bool) -> list[Change]:
-    """What ``git commit`` (``-a`` with ``all_tracked``) would record, each file's text as it would be committed."""
-    args = ["diff", await _base(repository)] if all_tracked else ["diff", "--cached"]
+async def _staged_changes(
+    ctx: CallContext, repository: Repository, all_tracked: bool, amend: bool = False
+) -> list[Change]:
+    """What ``git commit`` (``-a`` with ``all_tracked``; ``--amend``: against the commit before HEAD) would record,
+    each file's text as it would be committed."""
+    base = await _base(repository)
+    if amend and base != EMPTY_TREE:
+        parent = await repository.run(["rev-parse", "--verify", "--quiet", "HEAD^"], check=False, read_only=True)
+        base = parent.stdout.strip() if parent.ok else EMPTY_TREE
+    args = ["diff", base] if all_tracked else ["diff", "--cached", base]
     diff = await repository.run(
         [*args, "--no-color", "--no-ext-diff", "--no-renames", "-U0"], read_only=True, max_output_bytes=MAX_DIFF_BYTES
     )
@@ -599,7 +615,14 @@ async def _unvalidated(ctx: CallContext, loop: Loop, repository: Repository, all
     committed = await commit_tree(repository, all_tracked)
     if committed == validated:
         return None
-    differences = await tree_difference(repository, committed, validated)
+    data = _repository_prefix_of(repository, ctx.settings.data_path)
+    differences = [
+        (status, path)
+        for status, path in await tree_difference(repository, committed, validated)
+        if data is None or not path.startswith(data)  # Tandem's own data is left out of every snapshot
+    ]
+    if not differences:
+        return None
     # Untracked files the commit leaves out were there when it validated, and are not part of what it records.
     only_validated = [path for status, path in differences if status == "A"]
     in_head = set()
@@ -634,7 +657,7 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
             )
         policy = await sdlc.policy(ctx)
         if policy.rule_count():
-            changes = await _staged_changes(ctx, repository, all_tracked)
+            changes = await _staged_changes(ctx, repository, all_tracked, bool(arguments.get("amend")))
             existing = await _existing(ctx) if policy.required_tests else []
             message = str(arguments.get("message", ""))
             violations = await ctx.run_sync(lambda: check(policy, changes, existing, message))
@@ -643,8 +666,10 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
                 problems.append(
                     "the change breaks the project's policy:\n" + "\n".join(f"  {v.line_text()}" for v in errors[:30])
                 )
-    except ToolError as exc:
-        if mode == "enforce":  # what cannot be checked is not allowed
+    except Exception as exc:  # what cannot be checked is refused in enforce mode, and only warned of in warn mode
+        if mode == "enforce":
+            if not isinstance(exc, ToolError):
+                raise
             raise ToolError(f"commit refused (sdlc mode enforce): the guard could not check it: {exc}") from None
         problems.append(f"the guard could not check the commit: {exc}")
     if not problems:
@@ -659,49 +684,75 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
     await ctx.log("warning", f"sdlc: committing in warn mode although {text}", "tandem.sdlc")
 
 
-COMMITTING = {"commit", "merge", "am", "cherry-pick", "rebase", "revert", "pull", "commit-tree", "update-ref"}
-"""git subcommands that make or move commits: outside git_commit they would pass the guard by."""
+READ_ONLY_GIT = {
+    "status", "log", "diff", "show", "blame", "grep", "ls-files", "ls-tree", "rev-parse", "rev-list", "describe",
+    "shortlog", "cat-file", "show-ref", "for-each-ref", "whatchanged", "help", "version", "--version", "--help",
+}  # fmt: skip
+"""git subcommands execute_command may run in enforce mode: the ones that read. Anything else (commit, merge, an
+alias, config that makes one) goes through the git toolset, where the guard stands."""
 _GIT_OPTIONS_WITH_VALUE = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--exec-path", "--config-env"}
-_COMMITTING_TEXT = re.compile(
-    r"(?:^|[\s;&|(`$/])git(?:\s+(?:-\S+(?:\s+\S+)?))*?\s+(?:" + "|".join(map(re.escape, COMMITTING)) + r")\b"
-)
+_SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", "{", "}", "!"}
+_PREFIXES = {"env", "command", "exec", "nice", "nohup", "sudo", "time", "xargs", "timeout", "then", "do", "else"}
 
 
 def _git_subcommand(argv: list[str]) -> str | None:
-    """The subcommand of a ``git ...`` command line, its global options skipped."""
-    if not argv or Path(argv[0]).name not in ("git", "git.exe"):
-        return None
+    """The subcommand of a ``git ...`` command line, its global options skipped; ``""`` for a bare ``git``."""
     words = iter(argv[1:])
     for word in words:
         if word in _GIT_OPTIONS_WITH_VALUE:
             next(words, None)
-        elif not word.startswith("-"):
+        elif not word.startswith("-") or word in ("--version", "--help"):
             return word
-    return None
+    return ""
+
+
+def _git_calls(words: list[str], depth: int = 0) -> list[str]:
+    """The subcommands of every git a command line runs: the first word, a word after a separator or a prefix
+    such as ``env`` or ``xargs``, and what ``sh -c '...'`` runs."""
+    found: list[str] = []
+    position = True
+    for index, word in enumerate(words):
+        if word in _SEPARATORS:
+            position = True
+            continue
+        if position and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word, re.DOTALL):
+            continue  # VAR=value before the program
+        if position and Path(word).name in ("git", "git.exe"):
+            found.append(_git_subcommand(words[index:]) or "")
+        if depth < 3 and " " in word:  # sh -c 'git commit', bash -lc "..."
+            found += _git_calls(_words(word), depth + 1)
+        position = word in _PREFIXES or (position and word.startswith("-"))
+    return found
+
+
+def _words(command: str) -> list[str]:
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()")
+    lexer.whitespace_split = True
+    try:
+        return list(lexer)
+    except ValueError:
+        return command.split()
 
 
 @toolset.before("execute_command", "*.execute_command")
 async def _before_command(tool: Tool, arguments: dict[str, Any], ctx: CallContext) -> None:
-    """In enforce mode a command may not make commits: they go through git_commit and its guard. (Defence in
-    depth: a program the policy allows can still run git itself; the [commands] allow-list is the boundary.)"""
+    """In enforce mode execute_command may run git only to read: commits go through git_commit and its guard.
+    (Defence in depth: a program the command policy allows can still run git itself; that policy is the boundary.)"""
     if _sdlc(ctx).mode() != "enforce":
         return
     argv = arguments.get("argv")
     command = arguments.get("command")
     if isinstance(argv, list):
-        committing = _git_subcommand([str(a) for a in argv]) in COMMITTING
+        words = [str(a) for a in argv]
     elif isinstance(command, str):
-        try:
-            words = shlex.split(command)
-        except ValueError:
-            words = []
-        committing = _git_subcommand(words) in COMMITTING or _COMMITTING_TEXT.search(command) is not None
+        words = _words(command)
     else:
         return
-    if committing:
+    writing = sorted({sub or "git" for sub in _git_calls(words) if sub not in READ_ONLY_GIT})
+    if writing:
         raise ToolError(
-            "refused (sdlc mode enforce): commits go through git_commit, which checks that the change was "
-            "validated and follows the policy"
+            f"refused (sdlc mode enforce): execute_command runs git only to read (not {', '.join(writing)}); "
+            "commits go through git_commit, which checks that the change was validated and follows the policy"
         )
 
 
