@@ -8,7 +8,7 @@ import contextlib
 import re
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -67,6 +67,15 @@ class Sdlc:
 
     def lock(self, session: str | None) -> asyncio.Lock:
         return self.locks.setdefault(session or "default", asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def editing(self, ctx: CallContext) -> AsyncIterator[Loop]:
+        """The loop of the call's session, under its lock; saved when the block ends without an error."""
+        session = _session(ctx)
+        async with self.lock(session):
+            loop = self.loops.load(session)
+            yield loop
+            self.loops.save(session, loop)
 
     async def policy(self, ctx: CallContext) -> Policy:
         """The policy file's and the instruction files' rules, read again when one of them changes. An
@@ -218,8 +227,12 @@ def _next(loop: Loop, validation: ValidationState | None) -> str:
     return "commit with git_commit: the change is validated"
 
 
-async def _status(ctx: CallContext, sdlc: Sdlc, loop: Loop, notice: str = "") -> LoopStatus:
-    validation = await _validation_state(ctx, loop)
+async def _status(
+    ctx: CallContext, sdlc: Sdlc, loop: Loop, notice: str = "", validation: ValidationState | None = None
+) -> LoopStatus:
+    """The loop as the client sees it; ``validation``: its state when the caller has just worked it out."""
+    if validation is None:
+        validation = await _validation_state(ctx, loop)
     steps = []
     for step in STEPS:
         record = loop.last(step)
@@ -269,8 +282,7 @@ async def sdlc_advance(ctx: CallContext, step: StepName, evidence: Evidence = ""
     done is refused; in warn mode it goes ahead with a warning.
     """
     sdlc = _sdlc(ctx)
-    async with sdlc.lock(_session(ctx)):
-        loop = sdlc.loops.load(_session(ctx))
+    async with sdlc.editing(ctx) as loop:
         mode = sdlc.mode()
         notice = ""
         if step == "commit":
@@ -282,7 +294,7 @@ async def sdlc_advance(ctx: CallContext, step: StepName, evidence: Evidence = ""
                     "the change is not validated: run run_all_validations (coder.run_all_validations through the "
                     "orchestrator); a passing run on the current working tree records this step"
                 )
-            return await _status(ctx, sdlc, loop, "validation is current")
+            return await _status(ctx, sdlc, loop, "validation is current", state)
         if step in ("plan", "consult", "implement") and not evidence.strip():
             raise ToolError(f"say what shows the {step} step is done in 'evidence'")
         missing = loop.missing_before(step)
@@ -292,8 +304,7 @@ async def sdlc_advance(ctx: CallContext, step: StepName, evidence: Evidence = ""
             notice = f"warning: {step} recorded before {', '.join(missing)}"
             loop.warn(notice.removeprefix("warning: "))
         loop.record(step, evidence, "sdlc_advance")
-        sdlc.loops.save(_session(ctx), loop)
-        return await _status(ctx, sdlc, loop, notice)
+    return await _status(ctx, sdlc, loop, notice)
 
 
 class PolicyReport(BaseModel):
@@ -324,14 +335,9 @@ def _read_text(ctx: CallContext, relative: str) -> str | None:
     """A workspace file's text; ``None`` when it is missing, binary, too large or not confined."""
     try:
         path = ctx.path(relative)
-        if not path.is_file():
-            return None
-        data = text_files.read_bytes(ctx.workspace, path, ctx.settings.max_file_bytes)
+        return text_files.read_text(ctx.workspace, path, ctx.settings.max_file_bytes).text if path.is_file() else None
     except (ToolError, OSError):
         return None
-    if b"\x00" in data[: text_files.SNIFF_BYTES]:
-        return None
-    return text_files.decode(data)[0]
 
 
 def _changes_of_diff(ctx: CallContext, diff: str, *, in_workspace: bool, prefix: str = "") -> list[Change]:
@@ -545,8 +551,7 @@ async def _record_validation(
         why_not = "there is no git repository in the workspace to tie it to"
     if before is not None and before != trees and not why_not:
         why_not = "the work tree changed while it ran; run it again"
-    async with sdlc.lock(_session(ctx)):
-        loop = sdlc.loops.load(_session(ctx))
+    async with sdlc.editing(ctx) as loop:
         loop.validation = Validation(
             ok=ok,
             at=time.time(),
@@ -558,7 +563,6 @@ async def _record_validation(
         )
         if ok and not why_not:
             loop.record("validate", summary[:2000], tool_name)
-        sdlc.loops.save(_session(ctx), loop)
 
 
 @toolset.before(*VALIDATORS, "run_task", "*.run_task")
@@ -592,11 +596,9 @@ async def _consulted(tool: Tool, arguments: dict[str, Any], result: Any, ctx: Ca
     persona = answer.get("persona") or arguments.get("persona") or "a specialist"
     evidence = f"{persona}: {str(arguments.get('question', ''))[:500]}"
     sdlc = _sdlc(ctx)
-    async with sdlc.lock(_session(ctx)):
-        loop = sdlc.loops.load(_session(ctx))
+    async with sdlc.editing(ctx) as loop:
         if loop.last("plan") is not None or sdlc.mode() == "off":
             loop.record("consult", evidence, tool.name)
-            sdlc.loops.save(_session(ctx), loop)
 
 
 async def _unvalidated(ctx: CallContext, loop: Loop, repository: Repository, all_tracked: bool) -> str | None:
@@ -677,10 +679,8 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
     text = f"{tool_name}: " + "\n".join(problems)
     if mode == "enforce":
         raise ToolError(f"commit refused (sdlc mode enforce). {text}")
-    async with sdlc.lock(_session(ctx)):
-        loop = sdlc.loops.load(_session(ctx))
+    async with sdlc.editing(ctx) as loop:
         loop.warn(f"committed anyway (warn mode): {text}"[:1000])
-        sdlc.loops.save(_session(ctx), loop)
     await ctx.log("warning", f"sdlc: committing in warn mode although {text}", "tandem.sdlc")
 
 
@@ -768,10 +768,8 @@ async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
     commit = answer.get("commit") or {}
     sha = commit.get("sha", "") if isinstance(commit, dict) else ""
     sdlc = _sdlc(ctx)
-    async with sdlc.lock(_session(ctx)):
-        loop = sdlc.loops.load(_session(ctx))
+    async with sdlc.editing(ctx) as loop:
         loop.committed(sha or f"({tool_name})")
-        sdlc.loops.save(_session(ctx), loop)
 
 
 @toolset.after(*COMMITS)
