@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -422,26 +423,28 @@ def catalog_savings(
     typer.echo(json.dumps(figures.as_dict(), indent=2) if as_json else "\n".join(report(figures)))
 
 
+@contextlib.contextmanager
+def _tool_errors(tool: str) -> Iterator[None]:
+    """A call made on the command line: bad arguments exit 2, a tool error exits 1, each with its message."""
+    try:
+        yield
+    except (NotFound, InvalidArguments) as exc:
+        raise _fail(str(exc)) from None
+    except ToolError as exc:
+        raise _fail(f"{tool}: {exc}", code=1) from None
+
+
 def _invoke(settings: Settings, registry: Registry, tool: str, args: dict[str, Any]) -> dict[str, Any]:
     """Call ``tool`` in-process, as a client would over MCP; its result as the wire's JSON. Errors exit."""
     from tandem.server import TandemServer
 
     tandem = TandemServer(registry, settings)
-    try:
-        with tandem.services.held() as services:
-            found = registry.tool(tool)  # once the services run: the gateway publishes its upstreams' tools
-            result = anyio.run(
-                registry.invoke,
-                found,
-                args,
-                CallContext(
-                    workspace=settings.workspace, settings=settings, server_status=tandem.status, services=services
-                ),
-            )
-    except (NotFound, InvalidArguments) as exc:
-        raise _fail(str(exc)) from None
-    except ToolError as exc:
-        raise _fail(f"{tool}: {exc}", code=1) from None
+    with _tool_errors(tool), tandem.services.held() as services:
+        found = registry.tool(tool)  # once the services run: the gateway publishes its upstreams' tools
+        context = CallContext(
+            workspace=settings.workspace, settings=settings, server_status=tandem.status, services=services
+        )
+        result = anyio.run(registry.invoke, found, args, context)
     return tandem.tool_result(result).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
@@ -450,15 +453,9 @@ def _invoke_local(settings: Settings, registry: Registry, tool: str, args: dict[
     ``tandem pack`` cannot afford); its result as the tool returned it. Errors exit."""
     from tandem.core.services import Services
 
-    try:
-        with Services(registry.services, settings).held() as services:
-            found = registry.tool(tool)
-            context = CallContext(workspace=settings.workspace, settings=settings, services=services)
-            return anyio.run(registry.invoke, found, args, context)
-    except (NotFound, InvalidArguments) as exc:
-        raise _fail(str(exc)) from None
-    except ToolError as exc:
-        raise _fail(f"{tool}: {exc}", code=1) from None
+    with _tool_errors(tool), Services(registry.services, settings).held() as services:
+        context = CallContext(workspace=settings.workspace, settings=settings, services=services)
+        return anyio.run(registry.invoke, registry.tool(tool), args, context)
 
 
 _PACK_SUFFIX = {"xml": ".xml", "markdown": ".md", "plain": ".txt", "json": ".json"}
