@@ -27,6 +27,7 @@ from tandem.core.errors import ConfigError
 from tandem.core.gateway_settings import GatewaySettings
 from tandem.core.git_command import GitSettings
 from tandem.core.llm_settings import LlmSettings
+from tandem.core.profiles import Profile
 from tandem.core.sdlc_settings import SdlcSettings
 from tandem.core.task_settings import TaskSettings
 
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".tandem"), description="Where Tandem keeps its data; relative to the workspace.")
     toolsets: NameList | None = Field(None, description="Toolsets to serve; every built-in but 'conformance' if unset.")
     disabled_toolsets: NameList = Field(default_factory=list, description="Toolsets never to serve.")
-    profile: Literal["full", "orchestrator", "coder"] = Field(
+    profile: Profile = Field(
         "full", description="Which role this server plays: every toolset, the orchestrator's or the coder's."
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")

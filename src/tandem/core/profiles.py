@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 Profile = Literal["full", "orchestrator", "coder"]
 
-PROFILE_TOOLSETS: dict[str, tuple[str, ...] | None] = {
+PROFILE_TOOLSETS: dict[Profile, tuple[str, ...] | None] = {
     "full": None,
     "coder": ("server", "workspace", "code", "git"),
     "orchestrator": ("server", "context", "catalog", "specialists", "backlog", "tasks", "sdlc", "git", "gateway"),
