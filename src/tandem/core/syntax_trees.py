@@ -8,6 +8,7 @@ machine that reaches only a package index; 0.13 ships every grammar in the wheel
 from __future__ import annotations
 
 import functools
+import threading
 import typing
 from pathlib import Path
 
@@ -46,10 +47,17 @@ def known(language: str) -> str:
     return language
 
 
-@functools.cache
+_threads = threading.local()
+
+
 def parser(language: str) -> Parser:
-    """A parser for ``language`` (cached: a parser is reused within one thread or process)."""
-    return get_parser(typing.cast(SupportedLanguage, known(language)))
+    """A parser for ``language``, reused within one thread (a tree-sitter parser must not be shared between
+    threads, and a worker process or thread parses many files)."""
+    cached: dict[str, Parser] = _threads.__dict__.setdefault("parsers", {})
+    found = cached.get(language)
+    if found is None:
+        found = cached[language] = get_parser(typing.cast(SupportedLanguage, known(language)))
+    return found
 
 
 @functools.cache

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tree_sitter import Node, Parser, Query, QueryCursor
+from tree_sitter import Node, Query, QueryCursor
 
 from tandem.core import syntax_trees
 
@@ -134,36 +134,33 @@ def language_for(path: str) -> str | None:
 
 def compress_files(files: list[tuple[str, str]]) -> list[Compressed | str]:
     """Each ``(text, language)`` compressed, or why it cannot be (a module-level function: it runs in a worker
-    process). Parsers are made per call, since a tree-sitter parser must not be shared between threads. C that does
-    not parse is tried as C++: ``.h`` names C++ headers too."""
-    parsers: dict[str, Parser] = {}
+    process, or in a thread). C that does not parse is tried as C++: ``.h`` names C++ headers too."""
     outcomes: list[Compressed | str] = []
     for text, language in files:
         try:
-            outcomes.append(compress(text, language, parsers))
+            outcomes.append(compress(text, language))
         except Minified as exc:
             outcomes.append(str(exc))
         except Unparsable as exc:
-            outcomes.append(_as_cpp(text, parsers) if language == "c" else str(exc))
+            outcomes.append(_as_cpp(text) if language == "c" else str(exc))
     return outcomes
 
 
-def _as_cpp(text: str, parsers: dict[str, Parser]) -> Compressed | str:
+def _as_cpp(text: str) -> Compressed | str:
     try:
-        return compress(text, "cpp", parsers)
+        return compress(text, "cpp")
     except Unparsable as exc:
         return str(exc)
 
 
-def compress(text: str, language: str, parsers: dict[str, Parser] | None = None) -> Compressed:
+def compress(text: str, language: str) -> Compressed:
     """The skeleton of ``text`` in ``language`` (one of ``LANGUAGES``); ``Unparsable`` if its tree has an error,
     ``Minified`` if it is minified."""
     lines = text.split("\n")
     if len(text) > MINIFIED_AVERAGE_LINE * len(lines) or max(map(len, lines)) > MINIFIED_LONGEST_LINE:
         raise Minified("minified")
-    parsers = {} if parsers is None else parsers
     source = text.encode()
-    edits = _vue_edits(source, parsers) if language == "vue" else _edits(source, language, parsers)
+    edits = _vue_edits(source) if language == "vue" else _edits(source, language)
     return _apply(source, edits)
 
 
@@ -171,12 +168,9 @@ Edit = tuple[int, int, str]
 """A byte range of the source and what replaces it."""
 
 
-def _parse(source: bytes, language: str, parsers: dict[str, Parser], row: int = 0, where: str = "") -> Node:
+def _parse(source: bytes, language: str, row: int = 0, where: str = "") -> Node:
     """The tree of ``source`` (which starts on line ``row + 1`` of its file), or ``Unparsable`` naming the line."""
-    parser = parsers.get(language)
-    if parser is None:
-        parser = parsers[language] = Parser(syntax_trees.language(language))
-    root = parser.parse(source).root_node
+    root = syntax_trees.parser(language).parse(source).root_node
     if root.has_error:
         raise Unparsable(f"does not parse as {language} (line {_error_line(root) + row}{where})")
     return root
@@ -196,14 +190,12 @@ def _query(language: str) -> Query:
     return Query(syntax_trees.language(language), QUERIES[language])
 
 
-def _edits(
-    source: bytes, language: str, parsers: dict[str, Parser], offset: int = 0, row: int = 0, where: str = ""
-) -> list[Edit]:
+def _edits(source: bytes, language: str, offset: int = 0, row: int = 0, where: str = "") -> list[Edit]:
     """The bodies to drop from ``source`` (a piece of its file from byte ``offset``, line ``row + 1``), outermost
     first, none nested: a body inside a dropped one goes with it. A body that declares functions or classes of its
     own (a UMD factory, an IIFE, ``define``, ``describe``, a class factory) is a module in all but name: it is kept
     and its inner bodies are cut instead."""
-    root = _parse(source, language, parsers, row, where)
+    root = _parse(source, language, row, where)
     captured = QueryCursor(_query(language)).captures(root)
     found = sorted(
         ((node, kind) for kind, nodes in captured.items() for node in nodes),
@@ -318,10 +310,10 @@ def _python_body(block: Node, source: bytes) -> Edit | None:
     return first.end_byte, block.end_byte, "\n" + indent.decode() + "..."
 
 
-def _vue_edits(source: bytes, parsers: dict[str, Parser]) -> list[Edit]:
+def _vue_edits(source: bytes) -> list[Edit]:
     """A Vue file's ``<script>`` blocks compressed as JavaScript or TypeScript (by ``lang``) and its plain CSS
     ``<style>`` blocks as CSS; the template is the component's markup and stays whole."""
-    root = _parse(source, "vue", parsers)
+    root = _parse(source, "vue")
     edits: list[Edit] = []
     for element in root.named_children:
         if element.type not in ("script_element", "style_element"):
@@ -337,7 +329,7 @@ def _vue_edits(source: bytes, parsers: dict[str, Parser]) -> list[Edit]:
             continue
         block = source[raw.start_byte : raw.end_byte]
         where = f", in the <{element.type.split('_')[0]}> block"
-        edits += _edits(block, inner, parsers, raw.start_byte, raw.start_point.row, where)
+        edits += _edits(block, inner, raw.start_byte, raw.start_point.row, where)
     return edits
 
 
