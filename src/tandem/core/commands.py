@@ -222,7 +222,7 @@ class CommandRunner:
                 if process.returncode is None:
                     await _stop_group(process)
                 else:
-                    _kill_group(process.pid, signal.SIGKILL)  # leftovers that still hold the pipes
+                    kill_group(process.pid, signal.SIGKILL)  # leftovers that still hold the pipes
                 with anyio.move_on_after(DRAIN_S):
                     await out.ended.wait()
                     await err.ended.wait()
@@ -287,7 +287,8 @@ async def _feed(process: Process, data: bytes) -> None:
         await process.stdin.aclose()
 
 
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
+def kill_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to process group ``pgid``; nothing if it is gone already."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
@@ -295,9 +296,9 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 async def _stop_group(process: Process, grace_s: float = KILL_GRACE_S) -> None:
     """SIGTERM to the command's whole process group, SIGKILL after ``grace_s`` if it is still there."""
     if grace_s > 0:
-        _kill_group(process.pid, signal.SIGTERM)
+        kill_group(process.pid, signal.SIGTERM)
         with anyio.move_on_after(grace_s):
             await process.wait()
-    _kill_group(process.pid, signal.SIGKILL)
+    kill_group(process.pid, signal.SIGKILL)
     with anyio.move_on_after(KILL_GRACE_S):
         await process.wait()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ import mcp_types as types
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, Process
 from anyio.streams.text import TextReceiveStream
 from mcp.shared.message import SessionMessage
+
+from tandem.core.commands import kill_group
 
 logger = logging.getLogger("tandem.gateway")
 
@@ -123,7 +124,7 @@ async def child_process(child: Child, argv: list[str], *, cwd: Path, env: dict[s
         await _exited(process, None)
         child.exit_code = process.returncode
         child.exited.set()
-        _kill_group(process.pid, signal.SIGKILL)  # leftovers (worker processes) that still hold the pipes
+        kill_group(process.pid, signal.SIGKILL)  # leftovers (worker processes) that still hold the pipes
         await anyio.sleep(EXIT_POLL_S)  # the last lines of stderr, which explain the exit
         reading.cancel()
 
@@ -152,11 +153,6 @@ def _parse(line: str) -> SessionMessage | Exception:
         return exc
 
 
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 async def _stop(process: Process) -> None:
     """Close stdin (the MCP way to ask a stdio server to stop), then SIGTERM and SIGKILL to its process group."""
     if process.stdin is not None:
@@ -164,7 +160,7 @@ async def _stop(process: Process) -> None:
             await process.stdin.aclose()
     for sig in (signal.SIGTERM, signal.SIGKILL):
         await _exited(process, STOP_GRACE_S)
-        _kill_group(process.pid, sig)
+        kill_group(process.pid, sig)
     await _exited(process, STOP_GRACE_S)
     with anyio.move_on_after(STOP_GRACE_S), contextlib.suppress(OSError, anyio.ClosedResourceError):
         await process.aclose()
