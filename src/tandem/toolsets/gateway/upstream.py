@@ -244,18 +244,8 @@ class Upstream:
             if exc.error.code == types.CONNECTION_CLOSED:
                 with anyio.move_on_after(EXIT_POLL_S * 4):  # let the connection record how it ended
                     await connection.ended.wait()
-                reason = self._why_gone(connection)
-                if connection.child is None:
-                    self._lose(connection, f"it could not be reached: {reason}")
-                    raise ToolError(
-                        f"the {self.name} upstream could not be reached for {qualified} ({reason}); it is being "
-                        "restarted"
-                    ) from None
-                self._lose(connection, f"it went away during a call: {reason}")
-                raise ToolError(
-                    f"the {self.name} upstream went away during {qualified} ({reason}); it is being restarted. "
-                    "The call may or may not have taken effect: check before calling it again"
-                ) from None
+                gone = self._why_gone(connection)
+                raise self._lost(connection, qualified, gone, during_call=connection.child is not None) from None
             if exc.error.code == types.INVALID_PARAMS:
                 raise InvalidArguments(f"{qualified}: {exc.error.message}") from None
             message = exc.error.message
@@ -263,11 +253,21 @@ class Upstream:
         except ValidationError as exc:
             raise ToolError(f"the {self.name} upstream answered {qualified} with a malformed result: {exc}") from None
         except Exception as exc:  # the transport's own failures: refused connections, broken pipes, HTTP errors
-            reason = _describe(exc)
-            self._lose(connection, f"it could not be reached: {reason}")
-            raise ToolError(
-                f"the {self.name} upstream could not be reached for {qualified} ({reason}); it is being restarted"
-            ) from None
+            raise self._lost(connection, qualified, _describe(exc), during_call=False) from None
+
+    def _lost(self, connection: _Connection, qualified: str, reason: str, during_call: bool) -> ToolError:
+        """Mark the connection lost and say so: a child that went away during the call, or an upstream that could
+        not be reached for it."""
+        if during_call:
+            self._lose(connection, f"it went away during a call: {reason}")
+            return ToolError(
+                f"the {self.name} upstream went away during {qualified} ({reason}); it is being restarted. "
+                "The call may or may not have taken effect: check before calling it again"
+            )
+        self._lose(connection, f"it could not be reached: {reason}")
+        return ToolError(
+            f"the {self.name} upstream could not be reached for {qualified} ({reason}); it is being restarted"
+        )
 
     def _lose(self, connection: _Connection, reason: str) -> None:
         if connection.lost is None:
