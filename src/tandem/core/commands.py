@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -285,6 +286,15 @@ async def _feed(process: Process, data: bytes) -> None:
         pass  # the command stopped reading
     finally:
         await process.stdin.aclose()
+
+
+def installed_program(name: str) -> str | None:
+    """A program Tandem's own dependencies install: the one beside this Python (a wheel's script, such as rg or
+    just), else the one on PATH; ``None`` if neither."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
 
 
 def kill_group(pgid: int, sig: signal.Signals) -> None:

@@ -4,11 +4,9 @@ git's internals left out, fast on large trees (ripgrep's ``--files``, through th
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
-from tandem.core.commands import CommandResult, CommandRunner
+from tandem.core.commands import CommandResult, CommandRunner, installed_program
 from tandem.core.errors import ToolError
 from tandem.core.workspace_path import real_workspace_root
 
@@ -19,10 +17,7 @@ LIST_OUTPUT_BYTES = 64 * 1024 * 1024
 
 def ripgrep() -> str:
     """The ``rg`` binary: the one installed beside this Python (the ``ripgrep`` package), else the one on PATH."""
-    beside = Path(sys.executable).parent / "rg"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("rg")
+    found = installed_program("rg")
     if found is None:
         raise ToolError("ripgrep (rg) is not installed; install Tandem's dependencies again (pip install tandem)")
     return found

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from tandem.core import CallContext, CommandResult, ToolError
+from tandem.core.commands import installed_program
 from tandem.core.task_settings import TaskSettings
 from tandem.toolsets.tasks.toolset import toolset
 
@@ -94,10 +93,7 @@ class Justfile:
 
 def just_binary() -> str:
     """The ``just`` program: the one installed next to this Python (the rust-just package), else the one on PATH."""
-    beside = Path(sys.executable).parent / "just"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("just")
+    found = installed_program("just")
     if found is None:
         raise ToolError("the 'just' program is not installed: install the rust-just package (pip install rust-just)")
     return found
