@@ -7,6 +7,11 @@ outcome: detect-secrets hands every line to every plugin (27 of them by default)
 Here each plugin's own regexes are first searched over the whole file at once, and a line goes only to the
 plugins whose regexes match it (a high-entropy plugin: a quoted string over its entropy limit), because those
 plugins report nothing on any other line. Plugins Tandem does not know (a baseline's own) get every line.
+
+A file's findings are kept between processes (``tandem.core.result_cache``) under a digest of its name, its bytes,
+the settings and detect-secrets' version: a file scanned before, unchanged, is not scanned again (nor is
+detect-secrets loaded for it). Settings that load code from a file (a baseline's ``file://`` plugin or filter) are
+never cached, since that code may change under the same name.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import hashlib
 import itertools
+import json
 import math
 import os
 import re
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tandem.core import text_files, worker_processes
+from tandem.core import result_cache, text_files, worker_processes
 from tandem.core.context import CallContext
 from tandem.core.errors import ToolError
 from tandem.core.workspace_path import open_in_workspace
@@ -412,18 +419,45 @@ def secret_lines_in_text(lines: list[str]) -> dict[int, list[str]]:
     return found
 
 
-def _unscannable(root: Path, name: str, max_bytes: int) -> str | None:
-    """Why a listed file is not scanned ('binary', too large, unreadable); None when it is scanned."""
+SCAN_VERSION = 1
+"""Part of every cached finding's key: raised when a change to this module could change what a scan finds."""
+
+
+def _identity(config: Config | None) -> bytes | None:
+    """What a file's findings depend on besides its name and bytes; ``None`` when they cannot be cached."""
+    from importlib.metadata import version
+
+    if config is not None:
+        listed = [*config.get("plugins_used", []), *config.get("filters_used", [])]
+        if any(str(entry.get("path", "")).startswith("file://") for entry in listed if isinstance(entry, dict)):
+            return None
+    settings = json.dumps(config, sort_keys=True, default=str) if config is not None else "defaults"
+    return f"tandem-scan-{SCAN_VERSION}|detect-secrets-{version('detect-secrets')}|{settings}".encode()
+
+
+def _key(identity: bytes, name: str, data: bytes) -> bytes:
+    # No part holds a NUL (paths cannot; the identity is JSON), so the parts cannot run into each other.
+    return hashlib.blake2b(
+        b"\0".join([identity, name.encode("utf-8", "surrogateescape"), data]), digest_size=16
+    ).digest()
+
+
+_KIND = "secrets"
+
+
+def _read_for_scan(root: Path, name: str, max_bytes: int) -> bytes | str:
+    """A listed file's bytes, or why it is not scanned ('binary', too large, unreadable)."""
     try:
         with os.fdopen(open_in_workspace(root, root / name), "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > max_bytes:
                 return f"{size} bytes, over the {max_bytes}-byte limit (max_file_bytes)"
-            if b"\x00" in handle.read(text_files.SNIFF_BYTES):
-                return "binary"
+            data = handle.read(max_bytes + 1)
     except (OSError, ToolError) as exc:
         return f"not read: {exc}"
-    return None
+    if len(data) > max_bytes:
+        return f"over the {max_bytes}-byte limit (max_file_bytes)"
+    return "binary" if b"\x00" in data[: text_files.SNIFF_BYTES] else data
 
 
 def scan_file_batch(
@@ -431,15 +465,17 @@ def scan_file_batch(
 ) -> tuple[list[dict[str, Any]], list[str], int]:
     """Scan ``files`` (relative to ``workspace``, which becomes the working directory so that filenames and
     exclusion patterns read as in a baseline): the findings, the files skipped and why, and how many were scanned.
-    Runs in a worker process."""
+    Each file's findings are kept in the result cache when the file did not change while it was scanned. Runs in a
+    worker process."""
     root = Path(workspace)
-    readable, skipped = [], []
+    readable: dict[str, bytes] = {}
+    skipped = []
     for name in files:
-        why = _unscannable(root, name, max_bytes)
-        if why is None:
-            readable.append(name)
-        elif why != "binary":
-            skipped.append(f"{name}: {why}")
+        got = _read_for_scan(root, name, max_bytes)
+        if isinstance(got, bytes):
+            readable[name] = got
+        elif got != "binary":
+            skipped.append(f"{name}: {got}")
     previous = os.getcwd()
     os.chdir(workspace)
     try:
@@ -449,9 +485,38 @@ def scan_file_batch(
         for name in {s.filename for s in secrets}:
             with open(name, encoding="utf-8", errors="replace") as handle:
                 lines_of[name] = dict(enumerate(handle.read().splitlines(), start=1))
-        return _found(secrets, lines_of), skipped, len(readable)
+        found = _found(secrets, lines_of)
     finally:
         os.chdir(previous)
+    identity = _identity(config)
+    if identity is not None:
+        by_file: dict[str, list[dict[str, Any]]] = {name: [] for name in readable}
+        for entry in found:
+            by_file.setdefault(entry["path"], []).append({k: v for k, v in entry.items() if k != "path"})
+        result_cache.shared().put_many(
+            _KIND,
+            {
+                _key(identity, name, data): json.dumps(by_file[name])
+                for name, data in readable.items()
+                if _read_for_scan(root, name, max_bytes) == data  # what was scanned is what is keyed
+            },
+        )
+    return found, skipped, len(readable)
+
+
+def _already_scanned(workspace: str, max_bytes: int, identity: bytes, files: list[str]) -> dict[str, list[Any]]:
+    """The findings the result cache holds for those of ``files`` whose bytes were scanned before."""
+    root = Path(workspace)
+    keys: dict[bytes, str] = {}
+    for name in files:
+        got = _read_for_scan(root, name, max_bytes)
+        if isinstance(got, bytes):
+            keys[_key(identity, name, got)] = name
+    known: dict[str, list[Any]] = {}
+    for key, value in result_cache.shared().get_many(_KIND, keys).items():
+        with contextlib.suppress(ValueError, TypeError):
+            known[keys[key]] = [{"path": keys[key], **entry} for entry in json.loads(value)]
+    return known
 
 
 def scan_diff_text(workspace: str, config: Config | None, source: str, diff: str) -> tuple[list[dict[str, Any]], int]:
@@ -493,17 +558,37 @@ def _small_here(workspace: str, files: list[str]) -> bool:
 async def scan_files(
     ctx: CallContext, config: Config | None, source: str, files: list[str]
 ) -> tuple[list[dict[str, Any]], list[str], int]:
-    """Scan ``files`` in worker processes: the findings, the files skipped and why, how many were scanned."""
+    """Scan ``files``: the findings (by path, then line), the files skipped and why, how many were scanned. Files
+    scanned before, unchanged, come from the result cache; the others are scanned in worker processes (or here,
+    when they are few and no worker runs yet)."""
     workspace, budget = str(ctx.path(".")), ctx.settings.max_file_bytes
+    identity = _identity(config)
+    known: dict[str, list[Any]] = {}
+    if identity is not None and files:
+        known = await ctx.run_sync(lambda: _already_scanned(workspace, budget, identity, files))
+    todo = [name for name in files if name not in known]
+    found = [entry for name in files if name in known for entry in known[name]]
+    skipped: list[str] = []
+    scanned = len(files) - len(todo)
+    if todo:
+        more, skipped, count = await _scan_now(ctx, workspace, budget, config, source, todo, done=scanned)
+        found += more
+        scanned += count
+    await ctx.report_progress(len(files), len(files), f"{len(found)} secrets")
+    return sorted(found, key=lambda entry: (entry["path"], entry["line"])), skipped, scanned
+
+
+async def _scan_now(
+    ctx: CallContext, workspace: str, budget: int, config: Config | None, source: str, files: list[str], done: int
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    total = done + len(files)
     if not worker_processes.started() and await ctx.run_sync(lambda: _small_here(workspace, files)):
 
         def scan_here() -> tuple[list[dict[str, Any]], list[str], int]:
             with _in_process:
                 return scan_file_batch(workspace, budget, config, source, files)
 
-        outcome = await ctx.run_sync(scan_here)
-        await ctx.report_progress(len(files), len(files), f"{len(outcome[0])} secrets")
-        return outcome
+        return await ctx.run_sync(scan_here)
     batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
     futures: list[Future[tuple[list[dict[str, Any]], list[str], int]]] = [
         worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch) for batch in batches
@@ -512,12 +597,12 @@ async def scan_files(
     skipped: list[str] = []
     scanned = 0
     try:
-        for done, future in enumerate(futures, start=1):
+        for finished, future in enumerate(futures, start=1):
             secrets, passed_over, count = await worker_processes.result(future)
             found += secrets
             skipped += passed_over
             scanned += count
-            await ctx.report_progress(min(done * BATCH, len(files)), len(files), f"{len(found)} secrets")
+            await ctx.report_progress(done + min(finished * BATCH, len(files)), total, f"{len(found)} secrets")
     finally:
         for future in futures:
             future.cancel()

@@ -11,6 +11,11 @@ whitespace or ``/``. tiktoken's pre-tokenizer (the regex of ``o200k_base`` and o
 newline with such a character in one piece, so every piece ends at such a boundary, and the count of the text is
 the sum of the counts of its blocks, exactly. Block counts are remembered: a pack counts each file, then the
 whole output, whose blocks are mostly the files' blocks again, so the second count costs little.
+
+Counts of whole texts are also kept between processes (``tandem.core.result_cache``, keyed by the text's digest),
+so a pack of a codebase that barely changed encodes only what changed, and needs no encoder at all when nothing
+did. ``count_joined`` counts a text given as parts from the parts' counts wherever a part starts after a newline
+with a character other than whitespace or ``/`` (there too no piece crosses the cut).
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
 import tiktoken
 from tiktoken_ext import openai_public
+
+from tandem.core import result_cache
 
 EncodingName = Literal["o200k_base", "cl100k_base"]
 DEFAULT_ENCODING: EncodingName = "o200k_base"
@@ -63,8 +71,8 @@ PARALLEL_CHARS = 512 * 1024
 """Below this much text to encode, threads cost more than they save."""
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tandem"
+MAX_REMEMBERED_TEXTS = 200_000
+"""Whole-text counts held in memory (by digest) before that cache starts again."""
 
 
 def _parse(data: bytes) -> dict[bytes, int]:
@@ -80,7 +88,7 @@ def _load_bundled_bpe(url: str, expected_hash: str | None = None) -> dict[bytes,
     """tiktoken's ``load_tiktoken_bpe``, reading the bundled copy of ``url`` instead of downloading it: parsed
     once, then read from the cache (a file named by the sha256 of the bundled file, checked when read)."""
     packed = _bundled(url).read_bytes()
-    cached = _cache_dir() / f"{url.rsplit('/', 1)[-1]}-{hashlib.sha256(packed).hexdigest()[:32]}.marshal"
+    cached = result_cache.cache_dir() / f"{url.rsplit('/', 1)[-1]}-{hashlib.sha256(packed).hexdigest()[:32]}.marshal"
     try:
         stored = cached.read_bytes()
         digest, payload = stored[:64], stored[64:]
@@ -129,6 +137,9 @@ def encoding(name: EncodingName = DEFAULT_ENCODING) -> tiktoken.Encoding:
 
 
 _remembered: dict[EncodingName, dict[str, int]] = {name: {} for name in ENCODINGS}
+"""Block text -> count, in this process."""
+_texts: dict[EncodingName, dict[bytes, int]] = {name: {} for name in ENCODINGS}
+"""Whole text's digest -> count, in this process (the same entries as the result cache holds)."""
 _remembered_chars = dict.fromkeys(ENCODINGS, 0)
 _remembering = threading.Lock()
 
@@ -180,10 +191,57 @@ def count_tokens(text: str, encoding_name: EncodingName = DEFAULT_ENCODING) -> i
     return count_many([text], encoding_name)[0]
 
 
-def count_many(texts: list[str], encoding_name: EncodingName = DEFAULT_ENCODING) -> list[int]:
-    """``count_tokens`` of each text."""
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _kind(encoding_name: EncodingName) -> str:
+    return f"tokens/{encoding_name}/tiktoken-{tiktoken.__version__}"
+
+
+def count_many(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCODING) -> list[int]:
+    """``count_tokens`` of each text: remembered whole, kept between processes, or counted block by block."""
     if encoding_name not in ENCODINGS:
         raise ValueError(f"unknown encoding {encoding_name!r}; choose one of {', '.join(ENCODINGS)}")
-    split = [blocks(text) for text in texts]
-    counts = _count_blocks({piece for pieces in split for piece in pieces}, encoding_name)
-    return [sum(counts[piece] for piece in pieces) for pieces in split]
+    known = _texts[encoding_name]
+    keyed = {i: _digest(text) for i, text in enumerate(texts) if text}
+    counts: dict[int, int] = {i: known[key] for i, key in keyed.items() if key in known}
+    counts.update((i, 0) for i, text in enumerate(texts) if not text)
+    asked = {key for i, key in keyed.items() if i not in counts}
+    stored = result_cache.shared().get_many(_kind(encoding_name), asked) if asked else {}
+    for i, key in keyed.items():
+        value = stored.get(key)
+        if i not in counts and isinstance(value, int):
+            counts[i] = value
+    rest = [i for i in range(len(texts)) if i not in counts]
+    split = {i: blocks(texts[i]) for i in rest}
+    by_block = _count_blocks({piece for pieces in split.values() for piece in pieces}, encoding_name) if rest else {}
+    for i, pieces in split.items():
+        counts[i] = sum(by_block[piece] for piece in pieces)
+    fresh = {keyed[i]: counts[i] for i in rest if i in keyed}
+    if fresh:
+        result_cache.shared().put_many(_kind(encoding_name), fresh)
+    if len(known) + len(keyed) > MAX_REMEMBERED_TEXTS:
+        known.clear()
+    known.update((key, counts[i]) for i, key in keyed.items())
+    return [counts[i] for i in range(len(texts))]
+
+
+def cuts_cleanly(before: str, after: str) -> bool:
+    """Whether ``before + after`` counts as ``before`` and ``after`` counted apart: ``before`` ends with a newline
+    and ``after`` starts with a character tiktoken's pre-tokenizer never joins to it (not whitespace, not ``/``)."""
+    return before.endswith("\n") and bool(after) and not after[0].isspace() and after[0] != "/"
+
+
+def count_joined(parts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCODING) -> int:
+    """``count_tokens("".join(parts))``, from counts of the parts (remembered and kept like any text's): parts
+    that meet where a piece could cross are counted together."""
+    groups: list[list[str]] = []
+    for part in parts:
+        if not part:
+            continue
+        if groups and not cuts_cleanly(groups[-1][-1], part):
+            groups[-1].append(part)
+        else:
+            groups.append([part])
+    return sum(count_many(["".join(group) for group in groups], encoding_name))

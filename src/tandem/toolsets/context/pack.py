@@ -8,13 +8,14 @@ files through the command runner and reads them through the confinement function
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Literal
 
-from tandem.core.tokens import DEFAULT_ENCODING, EncodingName, count_many, count_tokens
+from tandem.core.tokens import DEFAULT_ENCODING, EncodingName, count_joined, count_many, count_tokens
 
 Style = Literal["xml", "markdown", "plain", "json"]
 STYLES: tuple[Style, ...] = ("xml", "markdown", "plain", "json")
@@ -189,6 +190,12 @@ def _header(pack: Pack, part: tuple[int, int] | None) -> str:
 
 def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, int] | None = None) -> str:
     """The pack as text; ``files`` and ``part`` (number, of) render one part of a split pack."""
+    return "".join(render_chunks(pack, files, part))
+
+
+def render_chunks(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, int] | None = None) -> list[str]:
+    """``render``'s text in chunks: what comes before the files, then each file with its markup (so a file's chunk
+    is the same text in every pack that holds it, and its count is remembered), then what follows them."""
     everything = [*pack.files, *pack.sections] if files is None else files
     chosen = [f for f in everything if f.kind == "file"]
     sections = [f for f in everything if f.kind != "file"]
@@ -202,15 +209,19 @@ def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, i
         for section in sections:
             key = "gitDiff" if section.kind == "git_diff" else "gitLog"
             data[key] = str(data.get(key, "")) + section.text
-        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        return [json.dumps(data, ensure_ascii=False, indent=2) + "\n"]
     parts: list[str] = [_header(pack, part), ""]
+    starts: list[int] = []
+    """Where in ``parts`` each file's lines begin, and where the lines after the last file begin."""
     if pack.style == "xml":
         if with_tree:
             parts += ["<directory_structure>", tree, "</directory_structure>", ""]
         parts.append("<files>")
         for f in chosen:
+            starts.append(len(parts))
             span = f' lines="{f.span}"' if f.span else ""
             parts += [f'<file path="{_attribute(f.path)}"{span}>', f.text.rstrip("\n"), "</file>", ""]
+        starts.append(len(parts))
         parts.append("</files>")
         for section in sections:
             span = f' lines="{section.span}"' if section.span else ""
@@ -220,9 +231,11 @@ def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, i
             parts += ["# Directory Structure", "```", tree, "```", ""]
         parts += ["# Files", ""]
         for f in chosen:
+            starts.append(len(parts))
             fence = _fence(f.text)
             language = _FENCE_LANGUAGES.get(PurePosixPath(f.path).suffix.lower(), "")
             parts += [f"## File: {f.shown}", f"{fence}{language}", f.text.rstrip("\n"), fence, ""]
+        starts.append(len(parts))
         for section in sections:
             fence = _fence(section.text)
             language = "diff" if section.kind == "git_diff" else ""
@@ -233,10 +246,15 @@ def render(pack: Pack, files: list[PackedFile] | None = None, part: tuple[int, i
         if with_tree:
             parts += [bar, "Directory Structure", bar, tree, ""]
         for f in chosen:
+            starts.append(len(parts))
             parts += [bar, f"File: {f.shown}", bar, f.text.rstrip("\n"), ""]
+        starts.append(len(parts))
         for section in sections:
             parts += [bar, f"{_TITLES[section.kind]}{_lines(section)}", bar, section.text.rstrip("\n"), ""]
-    return "\n".join(parts) + "\n"
+    # "\n".join of every line, as chunks: each range of lines joined, and the newline that follows it (a range
+    # after the last file is empty when nothing follows the files).
+    bounds = [0, *starts, len(parts)]
+    return ["\n".join(parts[a:b]) + "\n" for a, b in itertools.pairwise(bounds) if b > a]
 
 
 _TITLES = {"git_diff": "Git diff (working tree against HEAD)", "git_log": "Git log (newest first)"}
@@ -289,8 +307,9 @@ def build(
         PackedFile(x.path, x.text, n, kind=x.kind)
         for x, n in zip(extra, count_many([x.text for x in extra], encoding) if extra else [], strict=True)
     ]
-    pack.output = render(pack)
-    pack.total_tokens = count_tokens(pack.output, encoding)
+    chunks = render_chunks(pack)
+    pack.output = "".join(chunks)
+    pack.total_tokens = count_joined(chunks, encoding)
     if token_budget is not None:
         pack.parts = split(pack, token_budget)
     return pack

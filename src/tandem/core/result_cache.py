@@ -1,0 +1,161 @@
+"""Results kept between processes: a key -> value store in the user's cache directory, for values that are a pure
+function of their key (tiktoken's count of a text; detect-secrets' findings in a file's bytes under given settings).
+
+A second ``tandem pack`` of a codebase that barely changed, or a server restarted on it, finds most of its counts
+and scan verdicts here instead of computing them again. Keys are digests of everything the value depends on, so an
+entry can only ever be right or absent: nothing is invalidated, old entries are dropped when the store outgrows
+``MAX_ENTRIES``.
+
+SQLite in WAL mode, so processes share it safely and a crash loses at most the entries being written. The cache is
+the user's own (a directory only they can read, beside the parsed vocabulary), never the workspace's: a repository
+cannot ship entries that would lie about its files. Every failure is a miss: a store that cannot be opened, read or
+written (a read-only home, a full disk, a damaged file) makes a cache that remembers nothing, and a damaged file is
+replaced by an empty one. ``TANDEM_RESULT_CACHE=off`` turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "results.sqlite"
+MAX_ENTRIES = 500_000
+"""Entries kept (across kinds); past that, the oldest are dropped. An entry is about 60 bytes plus its value."""
+_QUERY_KEYS = 900
+"""Keys looked up in one query (SQLite's oldest limit on bound parameters is 999)."""
+Value = int | str | bytes
+
+
+def cache_dir() -> Path:
+    """Where Tandem keeps what it can compute again: ``$XDG_CACHE_HOME/tandem``, else ``~/.cache/tandem``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tandem"
+
+
+def enabled() -> bool:
+    return os.environ.get("TANDEM_RESULT_CACHE", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+class ResultCache:
+    """One SQLite file of ``(kind, key) -> value`` entries; thread-safe, and safe across ``fork`` (a child opens
+    its own connection)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0
+        self._broken = False
+
+    def get_many(self, kind: str, keys: Iterable[bytes]) -> dict[bytes, Value]:
+        """The stored values of those of ``keys`` that are stored."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[bytes, Value] = {}
+        if not wanted:
+            return found
+        with self._lock:
+            db = self._connection()
+            if db is None:
+                return found
+            try:
+                for start in range(0, len(wanted), _QUERY_KEYS):
+                    chunk = wanted[start : start + _QUERY_KEYS]
+                    marks = ",".join("?" * len(chunk))
+                    query = f"SELECT key, value FROM entries WHERE kind = ? AND key IN ({marks})"
+                    found.update(db.execute(query, [kind, *chunk]).fetchall())
+            except sqlite3.Error as exc:
+                self._failed(exc)
+        return found
+
+    def put_many(self, kind: str, items: Mapping[bytes, Value]) -> None:
+        """Store ``items`` (replacing what the same keys held), then drop the oldest entries past the limit."""
+        if not items:
+            return
+        with self._lock:
+            db = self._connection()
+            if db is None:
+                return
+            try:
+                with db:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO entries (kind, key, value) VALUES (?, ?, ?)",
+                        [(kind, key, value) for key, value in items.items()],
+                    )
+                    newest = db.execute("SELECT max(rowid) FROM entries").fetchone()[0] or 0
+                    db.execute("DELETE FROM entries WHERE rowid <= ?", (newest - MAX_ENTRIES,))
+            except sqlite3.Error as exc:
+                self._failed(exc)
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._broken:
+            return None
+        if self._db is not None and self._pid == os.getpid():
+            return self._db
+        self._db = None  # a connection inherited through fork is the parent's: never used here
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fresh = not self.path.exists()
+            db = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+            if fresh:
+                os.chmod(self.path, 0o600)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS entries (kind TEXT NOT NULL, key BLOB NOT NULL, value NOT NULL, "
+                "UNIQUE (kind, key))"
+            )
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            return None
+        except OSError as exc:
+            log.debug("result cache %s not available: %s", self.path, exc)
+            self._broken = True
+            return None
+        self._db, self._pid = db, os.getpid()
+        return db
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        """A store that is busy or full misses for now; a damaged one is removed (the next process starts an empty
+        one) and this process goes on without it."""
+        log.debug("result cache %s: %s", self.path, exc)
+        if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+            return
+        self._broken = True
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.path}{suffix}")
+
+
+class _Off(ResultCache):
+    def get_many(self, kind: str, keys: Iterable[bytes]) -> dict[bytes, Value]:
+        return {}
+
+    def put_many(self, kind: str, items: Mapping[bytes, Value]) -> None:
+        return None
+
+
+_shared: dict[Path, ResultCache] = {}
+_sharing = threading.Lock()
+
+
+def shared() -> ResultCache:
+    """The process's cache in the user's cache directory (one per directory, so a changed ``XDG_CACHE_HOME`` is
+    honoured); a cache that stores nothing when ``TANDEM_RESULT_CACHE`` is off."""
+    path = cache_dir() / FILE_NAME
+    if not enabled():
+        return _Off(path)
+    with _sharing:
+        cache = _shared.get(path)
+        if cache is None:
+            cache = _shared[path] = ResultCache(path)
+        return cache
