@@ -1,53 +1,172 @@
-"""Packing a real repository with Repomix and with ``tandem pack`` in the same run: wall time and token totals side
-by side, and each tool's reported total against tiktoken's count of the file it wrote.
+"""Packing a real repository with Repomix and with Tandem in the same run: wall time and token totals side by side,
+and each tool's reported total against tiktoken's own count of the text it produced.
 
     npm install --prefix /tmp/repomix repomix          # once (Node 18+)
     .venv/bin/python bench/pack.py --repomix /tmp/repomix/node_modules/.bin/repomix [--repo DIR] [--rounds 3]
 
-Both run as a user runs them, as commands: XML output, their default ignores and .gitignore, their secret checks on
-(Repomix: secretlint; Tandem: detect-secrets) unless ``--no-secret-check``, tokens counted with o200k_base.
-Rounds alternate which goes first; the table shows each tool's fastest round (interference only ever slows a
-round down) and the ratio.
+Two ways each tool is used, both measured:
+
+- as a command (``repomix`` against ``tandem pack``), a fresh process per pack. Tandem twice: a *first pack*, with
+  its result cache off (every token count and secret scan computed, as on a repository it has never seen), and a
+  *repeat pack*, after one untimed pack filled the cache (the files unchanged, as when an assistant packs again).
+- as an MCP server over stdio (``repomix --mcp`` against ``tandem serve --toolsets context``), each started once
+  with nothing cached and ``pack_codebase`` called every round: the first call, then the best of the later ones.
+
+XML output, each tool's default ignores and .gitignore, secret checks on (Repomix: secretlint; Tandem:
+detect-secrets) unless ``--no-secret-check`` (then the command-line table only: Repomix's MCP tool has no such
+switch), tokens in o200k_base. Tandem's caches live in a temporary directory, never the user's. Rounds alternate
+which tool goes first; a table shows each one's fastest round (interference only ever slows a round down).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import anyio
+from mcp import Client, StdioServerParameters
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from tandem.core.tokens import count_tokens  # noqa: E402
+from tandem.core.tokens import encoding  # noqa: E402
 
 
-def _timed(name: str, argv: list[str], repo: Path, total: str) -> tuple[float, int | None]:
+def tiktoken_count(text: str) -> int:
+    """tiktoken's own count (the encoder itself: no cache of Tandem's in the way)."""
+    return len(encoding("o200k_base").encode_ordinary(text))
+
+
+@dataclass
+class Runs:
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    reported: int | None = None
+    counted: int = 0
+    files: int = 0
+
+    def row(self, first_column: int) -> str:
+        best, median = min(self.seconds), statistics.median(self.seconds)
+        same = "==" if self.reported == self.counted else "!="
+        return (
+            f"{self.name:<{first_column}} {best:>7.2f} {median:>9.2f} {self.files:>6} "
+            f"{self.reported or '?':>16} {same} {self.counted:<12}"
+        )
+
+
+def _files_in(text: str) -> int:
+    return len(re.findall(r'(?m)^<file path="', text))
+
+
+def _timed(argv: list[str], repo: Path, total: str, env: dict[str, str]) -> tuple[float, int | None]:
     """Run ``argv`` in ``repo``: seconds taken, and the total tokens its output reports (regex ``total``)."""
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=600, check=False, env=env)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr[-2000:] or done.stdout[-2000:]}")
+        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr[-2000:] or done.stdout[-2000:]}")
     reported = re.search(total, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout))
     return elapsed, int(reported.group(1).replace(",", "")) if reported else None
 
 
-def run_repomix(repomix: str, repo: Path, out: Path, secrets: bool) -> tuple[float, int | None]:
-    flags = [] if secrets else ["--no-security-check"]
-    argv = [repomix, "--style", "xml", "--output", str(out), "--token-count-encoding", "o200k_base", *flags, "."]
-    return _timed("repomix", argv, repo, r"Total Tokens:\s*([\d,]+)")
+def commands(repomix: str, repo: Path, rounds: int, secrets: bool, cache: Path) -> list[Runs]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    first_env = {**env, "TANDEM_RESULT_CACHE": "off"}
+    with tempfile.TemporaryDirectory() as scratch:
+        out = {name: Path(scratch) / f"{name}.xml" for name in ("repomix", "first", "repeat")}
+        repomix_argv = [repomix, "--style", "xml", "--output", str(out["repomix"]), "--token-count-encoding"]
+        repomix_argv += ["o200k_base", *([] if secrets else ["--no-security-check"]), "."]
+
+        def tandem_argv(target: Path) -> list[str]:
+            argv = [sys.executable, "-m", "tandem", "pack", "--workspace", str(repo), "--output", str(target)]
+            return argv + ([] if secrets else ["--no-secret-scan"])
+
+        tandem_total = r": ([\d,]+) tokens \(o200k_base\)"
+        steps = {
+            "repomix": (repomix_argv, r"Total Tokens:\s*([\d,]+)", env),
+            "first": (tandem_argv(out["first"]), tandem_total, first_env),
+            "repeat": (tandem_argv(out["repeat"]), tandem_total, env),
+        }
+        _timed(tandem_argv(out["repeat"]), repo, tandem_total, env)  # fills the cache for the repeat packs
+        runs = {
+            "repomix": Runs("repomix"),
+            "first": Runs("tandem pack, first pack"),
+            "repeat": Runs("tandem pack, repeat pack"),
+        }
+        for round_ in range(rounds):
+            order = list(steps) if round_ % 2 == 0 else list(reversed(steps))
+            for name in order:
+                argv, total, step_env = steps[name]
+                elapsed, runs[name].reported = _timed(argv, repo, total, step_env)
+                runs[name].seconds.append(elapsed)
+                print(f"round {round_ + 1}: {runs[name].name} {elapsed:.2f} s", file=sys.stderr)
+        for name, target in out.items():
+            text = target.read_text(encoding="utf-8")
+            runs[name].counted, runs[name].files = tiktoken_count(text), _files_in(text)
+    return list(runs.values())
 
 
-def run_tandem(repo: Path, out: Path, secrets: bool) -> tuple[float, int | None]:
-    flags = [] if secrets else ["--no-secret-scan"]
-    argv = [sys.executable, "-m", "tandem", "pack", "--workspace", str(repo), "--output", str(out), *flags]
-    return _timed("tandem pack", argv, repo, r": ([\d,]+) tokens \(o200k_base\)")
+async def _serve(
+    name: str, params: StdioServerParameters, arguments: dict, rounds: int, repo: Path
+) -> tuple[Runs, Runs]:
+    """``rounds`` calls of ``pack_codebase`` on one server: the first call, and the later ones."""
+    first, later = Runs(f"{name}, first call"), Runs(f"{name}, later calls")
+    async with Client(params, mode="legacy") as client:
+        for call in range(rounds + 1):
+            started = time.perf_counter()
+            result = await client.call_tool("pack_codebase", arguments)
+            elapsed = time.perf_counter() - started
+            if result.is_error:
+                raise SystemExit(f"{name} pack_codebase failed: {result.content}")
+            texts = [getattr(item, "text", "") for item in result.content]
+            if name.startswith("repomix"):
+                answer = json.loads(json.loads(texts[0])["result"])
+                output = await anyio.Path(answer["outputFilePath"]).read_text(encoding="utf-8")
+                reported = answer["metrics"]["totalTokens"]
+            else:  # the result holds the start of the pack; the whole of it is in the pack store
+                pack_id, reported = result.structured_content["pack_id"], result.structured_content["total_tokens"]
+                output = await (anyio.Path(repo) / ".tandem" / "packs" / f"{pack_id}.txt").read_text(encoding="utf-8")
+            runs = first if call == 0 else later
+            runs.seconds.append(elapsed)
+            runs.reported, runs.counted, runs.files = reported, tiktoken_count(output), _files_in(output)
+            print(f"call {call + 1}: {name} {elapsed:.2f} s", file=sys.stderr)
+    return first, later
+
+
+def servers(repomix: str, repo: Path, rounds: int, cache: Path) -> list[Runs]:
+    node = str(Path(os.path.realpath(repomix)).parent)
+    path = os.pathsep.join([os.environ.get("PATH", ""), node])
+    repomix_server = StdioServerParameters(command=repomix, args=["--mcp"], env={"PATH": path, "HOME": str(cache)})
+    tandem_server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "tandem", "serve", "--toolsets", "context", "--workspace", str(repo)],
+        env={"PATH": path, "HOME": os.environ.get("HOME", ""), "XDG_CACHE_HOME": str(cache)}
+        | {"TANDEM_LOG_REQUESTS": "false"},
+    )
+
+    async def both() -> list[Runs]:
+        arguments = {"directory": str(repo), "style": "xml"}
+        found = list(await _serve("repomix --mcp", repomix_server, arguments, rounds, repo))
+        found += await _serve("tandem serve", tandem_server, {"style": "xml"}, rounds, repo)
+        return found
+
+    return anyio.run(both)
+
+
+def _table(title: str, runs: list[Runs]) -> None:
+    width = max(len(r.name) for r in runs)
+    print(f"\n{title:<{width}} {'best s':>7} {'median s':>9} {'files':>6} {'reported tokens':>16}    tiktoken's count")
+    for r in runs:
+        print(r.row(width))
 
 
 def main() -> None:
@@ -56,39 +175,30 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=ROOT, help="The repository to pack (default: Tandem's own).")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-secret-check", action="store_true", help="Both without their secret checks.")
+    parser.add_argument("--only", choices=["commands", "servers"], help="Measure one of the two ways only.")
     args = parser.parse_args()
     secrets = not args.no_secret_check
-    times: dict[str, list[float]] = {"repomix": [], "tandem": []}
-    reported: dict[str, int | None] = {}
-    counted: dict[str, int] = {}
-    files: dict[str, int] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        outputs = {"repomix": Path(scratch) / "repomix.xml", "tandem": Path(scratch) / "tandem.xml"}
-        for round_ in range(args.rounds):
-            order = ["repomix", "tandem"] if round_ % 2 == 0 else ["tandem", "repomix"]
-            for name in order:
-                if name == "repomix":
-                    elapsed, total = run_repomix(args.repomix, args.repo, outputs[name], secrets)
-                else:
-                    elapsed, total = run_tandem(args.repo, outputs[name], secrets)
-                times[name].append(elapsed)
-                reported[name] = total
-                print(f"round {round_ + 1}: {name} {elapsed:.2f} s", file=sys.stderr)
-        for name, out in outputs.items():
-            text = out.read_text(encoding="utf-8")
-            counted[name] = count_tokens(text)
-            files[name] = len(re.findall(r'(?m)^<file path="', text))
-    print(f"repository: {args.repo}; {args.rounds} rounds; secret checks {'on' if secrets else 'off'}\n")
-    print(f"{'':<8} {'best s':>7} {'median s':>9} {'files':>6} {'reported tokens':>16} {'tiktoken of output':>19}")
-    for name in ("repomix", "tandem"):
-        print(
-            f"{name:<8} {min(times[name]):>7.2f} {statistics.median(times[name]):>9.2f} {files[name]:>6} "
-            f"{reported[name] or '?':>16} {counted[name]:>19}"
-        )
-    ratio = min(times["repomix"]) / min(times["tandem"])
-    print(f"\ntandem is {ratio:.2f}x as fast as repomix (best rounds); ", end="")
-    agree = {name: reported[name] == counted[name] for name in counted}
-    print(", ".join(f"{n} reported {'==' if ok else '!='} tiktoken" for n, ok in agree.items()))
+    repo = args.repo.resolve()
+    with tempfile.TemporaryDirectory() as cli_cache, tempfile.TemporaryDirectory() as server_cache:
+        cli = commands(args.repomix, repo, args.rounds, secrets, Path(cli_cache)) if args.only != "servers" else []
+        served = []
+        if secrets and args.only != "commands":
+            served = servers(args.repomix, repo, args.rounds, Path(server_cache))
+    print(f"\nrepository: {repo}; {args.rounds} rounds; secret checks {'on' if secrets else 'off'}")
+    if cli:
+        _table("as commands", cli)
+    if served:
+        _table("as MCP servers (stdio)", served)
+    print()
+    if cli:
+        reference = min(cli[0].seconds)
+        for r in cli[1:]:
+            print(f"{r.name}: {reference / min(r.seconds):.2f}x as fast as repomix (best rounds)")
+    if served:
+        print(f"tandem serve, first call: {min(served[0].seconds) / min(served[2].seconds):.2f}x as fast as repomix's")
+        print(f"tandem serve, later calls: {min(served[1].seconds) / min(served[3].seconds):.2f}x as fast as repomix's")
+    disagree = [r.name for r in [*cli, *served] if r.reported != r.counted]
+    print("reported totals differ from tiktoken's count of the output: " + (", ".join(disagree) or "none"))
 
 
 if __name__ == "__main__":

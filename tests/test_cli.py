@@ -72,7 +72,7 @@ def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> No
 
 
 def test_pack_writes_the_pack_and_its_parts(tmp_path: Path) -> None:
-    from tandem.core.tokens import count_tokens
+    from tests.exact_tokens import tiktoken_count
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.py").write_text("".join(f"def f{n}(x):\n    return x * {n}\n\n" for n in range(400)))
@@ -81,11 +81,11 @@ def test_pack_writes_the_pack_and_its_parts(tmp_path: Path) -> None:
     assert whole.returncode == 0, whole.stderr
     text = (tmp_path / "out.md").read_text()
     assert "## File: src/a.py\n```python\ndef f0(x):" in text and "## File: README.md" in text
-    assert f"{count_tokens(text):,} tokens (o200k_base)" in whole.stdout
+    assert f"{tiktoken_count(text):,} tokens (o200k_base)" in whole.stdout
     split = tandem("pack", "src", "-o", "part.xml", "--token-budget", "1000", "--line-numbers", cwd=tmp_path)
     assert split.returncode == 0, split.stderr
     parts = sorted(tmp_path.glob("part-*.xml"))
-    assert len(parts) >= 3 and all(count_tokens(p.read_text()) <= 1000 for p in parts)
+    assert len(parts) >= 3 and all(tiktoken_count(p.read_text()) <= 1000 for p in parts)
     assert '<file path="src/a.py" lines="1-' in parts[0].read_text() and "README" not in split.stdout
     outside = tandem("pack", "..", cwd=tmp_path)
     assert outside.returncode == 1 and "outside the workspace" in outside.stderr

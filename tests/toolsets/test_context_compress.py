@@ -13,8 +13,8 @@ import pytest
 from mcp import Client
 from tree_sitter_language_pack import get_parser
 
-from tandem.core.tokens import count_tokens
 from tandem.toolsets.context.compress import compress_files, language_for
+from tests.exact_tokens import tiktoken_count
 from tests.toolsets.calls import git, serving
 
 pytestmark = pytest.mark.anyio
@@ -619,9 +619,9 @@ async def test_a_compressed_pack_is_smaller_counted_exactly_and_lists_what_fell_
         whole, _, whole_output = await pack(client, style="json")
         stats, summary, output = await pack(client, style="json", compress=True)
     files = json.loads(output)["files"]
-    assert stats["total_tokens"] == count_tokens(output) and stats["total_chars"] == len(output)
-    assert stats["total_tokens"] < whole["total_tokens"] == count_tokens(whole_output)
-    assert stats["file_tokens"] == sum(count_tokens(text) for text in files.values())
+    assert stats["total_tokens"] == tiktoken_count(output) and stats["total_chars"] == len(output)
+    assert stats["total_tokens"] < whole["total_tokens"] == tiktoken_count(whole_output)
+    assert stats["file_tokens"] == sum(tiktoken_count(text) for text in files.values())
     # Every sample came back as its skeleton; what is not source, or does not parse, came back byte for byte.
     for name, (_, kept, dropped) in SAMPLES.items():
         assert all(text in files[f"src/{name}"] for text in kept) and dropped[0] not in files[f"src/{name}"], name
@@ -665,7 +665,7 @@ async def test_many_files_are_compressed_in_worker_processes(tmp_path: Path) -> 
         stats, _, output = await pack(client, compress=True, leave_out_secrets=False)
     assert stats["compressed"] == {"files": 520, "fell_back": []}
     assert "def f519(x: int) -> int:\n    ...\n</file>" in output and "return x * 519" not in output
-    assert stats["total_tokens"] == count_tokens(output)
+    assert stats["total_tokens"] == tiktoken_count(output)
 
 
 async def test_a_minified_file_is_sent_whole_and_listed(tmp_path: Path) -> None:
@@ -706,5 +706,5 @@ def test_tandem_pack_compress_on_the_command_line(workspace: Path, tmp_path: Pat
     assert f"{len(SAMPLES)} files compressed (2 sent whole" in printed
     assert "public String greet(String other) { /* … */ }" in small and 'String message = "hi "' not in small
     assert 'String message = "hi "' in whole
-    assert count_tokens(small) < count_tokens(whole)
-    assert f"{count_tokens(small):,} tokens (o200k_base)" in printed  # the count is of the file written
+    assert tiktoken_count(small) < tiktoken_count(whole)
+    assert f"{tiktoken_count(small):,} tokens (o200k_base)" in printed  # the count is of the file written

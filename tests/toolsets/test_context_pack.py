@@ -11,8 +11,8 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tandem.core.tokens import count_tokens
 from tandem.toolsets.context.pack import directory_tree
+from tests.exact_tokens import tiktoken_count
 from tests.toolsets.calls import call, git, refused, serving
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +65,7 @@ async def test_xml_pack_honours_ignores_and_counts_exactly(client: Client) -> No
     assert stats["skipped"] == [{"path": "logo.png", "reason": "binary"}]
     assert stats["file_count"] == 5 and stats["root"] == "."
     # The counts are of exactly the text the client received.
-    assert stats["total_tokens"] == count_tokens(output) and stats["total_chars"] == len(output)
+    assert stats["total_tokens"] == tiktoken_count(output) and stats["total_chars"] == len(output)
     assert stats["file_tokens"] < stats["total_tokens"]
     assert stats["top_files"][0]["path"] == "src/util/strings.py"
     assert [f["tokens"] for f in stats["top_files"]] == sorted((f["tokens"] for f in stats["top_files"]), reverse=True)
@@ -80,7 +80,7 @@ async def test_json_and_markdown_carry_every_byte(client: Client, workspace: Pat
     data = json.loads(output)
     assert sorted(data["files"]) == PACKED
     assert all(data["files"][name] == (workspace / name).read_text() for name in PACKED)
-    assert stats["total_tokens"] == count_tokens(output)
+    assert stats["total_tokens"] == tiktoken_count(output)
     _, _, markdown = await pack(client, style="markdown", include=["*.md", "*.py"])
     # README.md holds a ``` fence: its own fence is longer, so the file cannot end the block early.
     assert "## File: README.md\n````markdown\n# Demo" in markdown and "```\n````\n" in markdown
@@ -94,7 +94,7 @@ async def test_filters_encodings_and_bad_input(client: Client) -> None:
     assert "ci.yml" not in output and "strings.py" not in output and stats["file_count"] == 3
     o200k, _, _ = await pack(client, include=["*.py"])
     cl100k, _, cl_output = await pack(client, include=["*.py"], encoding="cl100k_base")
-    assert cl100k["total_tokens"] == count_tokens(cl_output, "cl100k_base") != o200k["total_tokens"]
+    assert cl100k["total_tokens"] == tiktoken_count(cl_output, "cl100k_base") != o200k["total_tokens"]
     assert "outside the workspace" in await refused(client, "pack_codebase", path="../")
     assert "without '!'" in await refused(client, "pack_codebase", ignore=["!*.py"])
     # Arguments outside the schema are the protocol's invalid-params error, naming the argument.
@@ -125,7 +125,7 @@ async def test_a_token_budget_splits_into_parts_that_fit(client: Client, workspa
         answer = await client.call_tool("read_packed", {"pack_id": stats["pack_id"], "part": part["part"]})
         texts.append(answer.content[1].text)
         # Every part fits, counted on the text the client got back.
-        assert count_tokens(texts[-1]) == part["tokens"] <= 2000
+        assert tiktoken_count(texts[-1]) == part["tokens"] <= 2000
     assert texts[0] == first and "<directory_structure>" in first
     assert all("<directory_structure>" not in t and t.startswith(f"Part {n}") for n, t in enumerate(texts[1:], 2))
     # Nothing is lost or repeated: the pieces of big.py, in order, are the file.
@@ -184,7 +184,7 @@ async def test_the_git_diff_and_log_follow_the_files(client: Client, workspace: 
     assert "-    print(os.getcwd())\n+    print('changed')" in diff and diff.startswith("diff --git a/src/app.py")
     assert "<git_log>\n" in output and "Ada\n    first commit\n</git_log>" in output
     assert output.index("</files>") < output.index("<git_diff>") < output.index("<git_log>")
-    assert stats["file_count"] == 5 and stats["total_tokens"] == count_tokens(output)
+    assert stats["file_count"] == 5 and stats["total_tokens"] == tiktoken_count(output)
     _, _, markdown = await pack(client, style="markdown", include_diff=True)
     assert "# Git diff (working tree against HEAD)\n```diff\ndiff --git" in markdown
     data = json.loads((await pack(client, style="json", include_log=True))[2])
