@@ -455,7 +455,15 @@ def _invoke_local(settings: Settings, registry: Registry, tool: str, args: dict[
 
     with _tool_errors(tool), Services(registry.services, settings).held() as services:
         context = CallContext(workspace=settings.workspace, settings=settings, services=services)
-        return anyio.run(registry.invoke, registry.tool(tool), args, context)
+        outcome: list[Any] = []
+
+        async def call() -> None:
+            # The result is handed over here, not returned: asyncio's runner formats the finished task (result
+            # included) when it restores the SIGINT handler, which for a pack is a repr of megabytes.
+            outcome.append(await registry.invoke(registry.tool(tool), args, context))
+
+        anyio.run(call)
+        return outcome[0]
 
 
 _PACK_SUFFIX = {"xml": ".xml", "markdown": ".md", "plain": ".txt", "json": ".json"}

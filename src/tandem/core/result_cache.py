@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 FILE_NAME = "results.sqlite"
 MAX_ENTRIES = 500_000
 """Entries kept (across kinds); past that, the oldest are dropped. An entry is about 60 bytes plus its value."""
+BUSY_TIMEOUT_S = 1.0
+"""How long to wait for another process's write before missing: a cache must never stall the work it serves."""
 _QUERY_KEYS = 900
 """Keys looked up in one query (SQLite's oldest limit on bound parameters is 999)."""
 Value = int | str | bytes
@@ -101,7 +103,7 @@ class ResultCache:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fresh = not self.path.exists()
-            db = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             if fresh:
                 os.chmod(self.path, 0o600)
             db.execute("PRAGMA journal_mode=WAL")

@@ -9,8 +9,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from charset_normalizer import from_bytes
-
 from tandem.core.errors import ToolError
 from tandem.core.workspace_path import open_in_workspace, relative_display
 
@@ -60,6 +58,8 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    from charset_normalizer import from_bytes  # only text that is not UTF-8 needs it (and its import time)
+
     candidates = list(from_bytes(data[:65536]))
     if not candidates:
         return data.decode("latin-1"), "latin-1"

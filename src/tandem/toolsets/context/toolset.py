@@ -19,7 +19,6 @@ from tandem.core.git_command import open_repository
 from tandem.core.secret_engine import scan_diff_text, scan_files
 from tandem.core.tokens import EncodingName
 from tandem.core.workspace_path import relative_display
-from tandem.toolsets.context.compress import compress_files, language_for
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
 from tandem.toolsets.context.store import PackStore
 
@@ -208,6 +207,9 @@ async def pack_codebase(
 async def _compressed(ctx: CallContext, files: list[PackedFile]) -> tuple[list[PackedFile], dict[str, Any]]:
     """The files, each in a language compression supports cut to its skeleton, and how many were and which fell
     back to their full text (with why)."""
+    # Loaded here: tree-sitter's grammars cost every other pack (and every ``tandem pack``) their import time.
+    from tandem.toolsets.context.compress import compress_files, language_for
+
     chosen = [(index, f, language) for index, f in enumerate(files) if (language := language_for(f.path))]
     batches: list[list[tuple[int, PackedFile, str]]] = []
     size = 0
