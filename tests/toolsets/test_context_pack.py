@@ -3,6 +3,7 @@ real MCP client; every count checked against the tokenizer on the text the clien
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -214,3 +215,46 @@ async def test_files_and_diffs_holding_secrets_are_left_out_and_listed(client: C
     assert "diff --git a/README.md b/README.md" in output and "diff --git a/src/app.py" not in output
     kept, _, everything = await pack(client, leave_out_secrets=False)
     assert AWS_KEY in everything and not any("secret" in e["reason"] for e in kept["skipped"])
+
+
+async def test_a_file_edited_between_reading_and_scanning_is_left_out(
+    client: Client, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan vouches for the bytes the pack holds, not for whatever is on disk by then: a secret read into the
+    pack and removed from the file before the scan (whose clean verdict is even cached) must not be packed."""
+    context_toolset = importlib.import_module("tandem.toolsets.context.toolset")  # the module, not the Toolset
+    settings = workspace / "src" / "settings.py"
+    clean = f'REGION = "{workspace.parent.name}"\n'  # bytes no other test packs (the result cache is shared)
+    settings.write_text(clean)
+    first, _, output = await pack(client)
+    assert '<file path="src/settings.py">' in output  # clean, and now known clean in the result cache
+    settings.write_text(f'{clean}AWS_ACCESS_KEY_ID = "{AWS_KEY}"\n')
+    read = context_toolset._read
+
+    def read_then_edited(*args: object) -> object:
+        files = read(*args)
+        settings.write_text(clean)  # an editor saves the file between the pack's read and its scan
+        return files
+
+    monkeypatch.setattr(context_toolset, "_read", read_then_edited)
+    stats, _, output = await pack(client)
+    assert AWS_KEY not in output and '<file path="src/settings.py">' not in output
+    reasons = {entry["path"]: entry["reason"] for entry in stats["skipped"]}
+    assert reasons["src/settings.py"] == "not scanned for secrets: changed while it was scanned"
+    assert stats["file_count"] == first["file_count"] - 1
+
+
+async def test_a_repeated_pack_is_the_same_pack(client: Client, workspace: Path) -> None:
+    """The second pack takes its counts and scan verdicts from the result cache: the same output and the same
+    counts, exact against tiktoken; an edited file is counted and scanned anew."""
+    (workspace / "src" / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{AWS_KEY}"\n')
+    first_stats, _, first = await pack(client)
+    again_stats, _, again = await pack(client)
+    assert again == first and {k: v for k, v in again_stats.items() if k != "pack_id"} == {
+        k: v for k, v in first_stats.items() if k != "pack_id"
+    }
+    assert again_stats["total_tokens"] == tiktoken_count(again)
+    (workspace / "src" / "app.py").write_text(APP + "\n# one more line, and a key: " + AWS_KEY + "\n")
+    edited_stats, _, edited = await pack(client)
+    assert edited_stats["total_tokens"] == tiktoken_count(edited) != again_stats["total_tokens"]
+    assert AWS_KEY not in edited and {e["path"] for e in edited_stats["skipped"]} >= {"src/app.py", "src/settings.py"}

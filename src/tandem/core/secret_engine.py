@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tandem.core import result_cache, text_files, worker_processes
 from tandem.core.context import CallContext
@@ -435,14 +435,30 @@ def _identity(config: Config | None) -> bytes | None:
     return f"tandem-scan-{SCAN_VERSION}|detect-secrets-{version('detect-secrets')}|{settings}".encode()
 
 
-def _key(identity: bytes, name: str, data: bytes) -> bytes:
-    # No part holds a NUL (paths cannot; the identity is JSON), so the parts cannot run into each other.
+def content_digest(data: bytes) -> bytes:
+    """The digest a file's bytes are known by: what the cache keys on, and what a caller holding the bytes passes
+    to ``scan_files`` to have the findings be of exactly those bytes."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _key(identity: bytes, name: str, digest: bytes) -> bytes:
+    # No part holds a NUL (paths cannot; the identity is JSON; the digest is fixed-length and last).
     return hashlib.blake2b(
-        b"\0".join([identity, name.encode("utf-8", "surrogateescape"), data]), digest_size=16
+        b"\0".join([identity, name.encode("utf-8", "surrogateescape"), digest]), digest_size=16
     ).digest()
 
 
 _KIND = "secrets"
+
+
+class Scan(NamedTuple):
+    """What a scan found: the findings (by path, then line), each file not scanned and why (``"name: why"``), how
+    many were scanned, and the content digest of each one scanned (its findings are of those bytes)."""
+
+    found: list[dict[str, Any]]
+    skipped: list[str]
+    count: int
+    digests: dict[str, bytes]
 
 
 def _read_for_scan(root: Path, name: str, max_bytes: int) -> bytes | str:
@@ -460,13 +476,14 @@ def _read_for_scan(root: Path, name: str, max_bytes: int) -> bytes | str:
     return "binary" if b"\x00" in data[: text_files.SNIFF_BYTES] else data
 
 
-def scan_file_batch(
-    workspace: str, max_bytes: int, config: Config | None, source: str, files: list[str]
-) -> tuple[list[dict[str, Any]], list[str], int]:
+CHANGED = "changed while it was scanned"
+
+
+def scan_file_batch(workspace: str, max_bytes: int, config: Config | None, source: str, files: list[str]) -> Scan:
     """Scan ``files`` (relative to ``workspace``, which becomes the working directory so that filenames and
-    exclusion patterns read as in a baseline): the findings, the files skipped and why, and how many were scanned.
-    Each file's findings are kept in the result cache when the file did not change while it was scanned. Runs in a
-    worker process."""
+    exclusion patterns read as in a baseline). A file is read before and after detect-secrets reads it: one that
+    changed in between is reported skipped, the others' findings are kept in the result cache. Runs in a worker
+    process."""
     root = Path(workspace)
     readable: dict[str, bytes] = {}
     skipped = []
@@ -488,30 +505,35 @@ def scan_file_batch(
         found = _found(secrets, lines_of)
     finally:
         os.chdir(previous)
+    digests: dict[str, bytes] = {}
+    for name, data in readable.items():
+        if _read_for_scan(root, name, max_bytes) == data:
+            digests[name] = content_digest(data)
+        else:
+            skipped.append(f"{name}: {CHANGED}")
     identity = _identity(config)
     if identity is not None:
-        by_file: dict[str, list[dict[str, Any]]] = {name: [] for name in readable}
+        by_file: dict[str, list[dict[str, Any]]] = {name: [] for name in digests}
         for entry in found:
-            by_file.setdefault(entry["path"], []).append({k: v for k, v in entry.items() if k != "path"})
+            if entry["path"] in by_file:
+                by_file[entry["path"]].append({k: v for k, v in entry.items() if k != "path"})
         result_cache.shared().put_many(
-            _KIND,
-            {
-                _key(identity, name, data): json.dumps(by_file[name])
-                for name, data in readable.items()
-                if _read_for_scan(root, name, max_bytes) == data  # what was scanned is what is keyed
-            },
+            _KIND, {_key(identity, name, digest): json.dumps(by_file[name]) for name, digest in digests.items()}
         )
-    return found, skipped, len(readable)
+    return Scan(found, skipped, len(readable), digests)
 
 
-def _already_scanned(workspace: str, max_bytes: int, identity: bytes, files: list[str]) -> dict[str, list[Any]]:
-    """The findings the result cache holds for those of ``files`` whose bytes were scanned before."""
+def _digests_of(workspace: str, max_bytes: int, files: list[str]) -> dict[str, bytes]:
+    """The content digest of each of ``files`` that would be scanned (readable, not binary, not too large)."""
     root = Path(workspace)
-    keys: dict[bytes, str] = {}
-    for name in files:
-        got = _read_for_scan(root, name, max_bytes)
-        if isinstance(got, bytes):
-            keys[_key(identity, name, got)] = name
+    return {
+        name: content_digest(got) for name in files if isinstance(got := _read_for_scan(root, name, max_bytes), bytes)
+    }
+
+
+def _already_scanned(identity: bytes, digests: dict[str, bytes]) -> dict[str, list[Any]]:
+    """The findings the result cache holds for the files whose bytes (by digest) were scanned before."""
+    keys = {_key(identity, name, digest): name for name, digest in digests.items()}
     known: dict[str, list[Any]] = {}
     for key, value in result_cache.shared().get_many(_KIND, keys).items():
         with contextlib.suppress(ValueError, TypeError):
@@ -556,54 +578,59 @@ def _small_here(workspace: str, files: list[str]) -> bool:
 
 
 async def scan_files(
-    ctx: CallContext, config: Config | None, source: str, files: list[str]
-) -> tuple[list[dict[str, Any]], list[str], int]:
-    """Scan ``files``: the findings (by path, then line), the files skipped and why, how many were scanned. Files
-    scanned before, unchanged, come from the result cache; the others are scanned in worker processes (or here,
-    when they are few and no worker runs yet)."""
+    ctx: CallContext, config: Config | None, source: str, files: list[str], digests: dict[str, bytes] | None = None
+) -> Scan:
+    """Scan ``files``. Files scanned before, unchanged, come from the result cache; the others are scanned in
+    worker processes (or here, when they are few and no worker runs yet). ``digests`` (name -> ``content_digest``
+    of the bytes the caller holds) makes the findings be of exactly those bytes: a file whose bytes on disk are not
+    those is reported skipped (as changed), never passed as clean."""
     workspace, budget = str(ctx.path(".")), ctx.settings.max_file_bytes
     identity = _identity(config)
     known: dict[str, list[Any]] = {}
+    held: dict[str, bytes] = {}
     if identity is not None and files:
-        known = await ctx.run_sync(lambda: _already_scanned(workspace, budget, identity, files))
+        held = digests if digests is not None else await ctx.run_sync(lambda: _digests_of(workspace, budget, files))
+        known = await ctx.run_sync(lambda: _already_scanned(identity, held))
     todo = [name for name in files if name not in known]
     found = [entry for name in files if name in known for entry in known[name]]
     skipped: list[str] = []
-    scanned = len(files) - len(todo)
+    scanned = {name: held[name] for name in known}
     if todo:
-        more, skipped, count = await _scan_now(ctx, workspace, budget, config, source, todo, done=scanned)
-        found += more
-        scanned += count
+        more = await _scan_now(ctx, workspace, budget, config, source, todo, done=len(known))
+        changed = {name for name, digest in more.digests.items() if digests is not None and digests.get(name) != digest}
+        found += [entry for entry in more.found if entry["path"] not in changed]
+        skipped = more.skipped + [f"{name}: {CHANGED}" for name in sorted(changed)]
+        scanned |= {name: digest for name, digest in more.digests.items() if name not in changed}
     await ctx.report_progress(len(files), len(files), f"{len(found)} secrets")
-    return sorted(found, key=lambda entry: (entry["path"], entry["line"])), skipped, scanned
+    found.sort(key=lambda entry: (entry["path"], entry["line"]))
+    return Scan(found, skipped, len(scanned), scanned)
 
 
 async def _scan_now(
     ctx: CallContext, workspace: str, budget: int, config: Config | None, source: str, files: list[str], done: int
-) -> tuple[list[dict[str, Any]], list[str], int]:
+) -> Scan:
     total = done + len(files)
     if not worker_processes.started() and await ctx.run_sync(lambda: _small_here(workspace, files)):
 
-        def scan_here() -> tuple[list[dict[str, Any]], list[str], int]:
+        def scan_here() -> Scan:
             with _in_process:
                 return scan_file_batch(workspace, budget, config, source, files)
 
         return await ctx.run_sync(scan_here)
     batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
-    futures: list[Future[tuple[list[dict[str, Any]], list[str], int]]] = [
+    futures: list[Future[Scan]] = [
         worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch) for batch in batches
     ]
-    found: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    scanned = 0
+    outcome = Scan([], [], 0, {})
     try:
         for finished, future in enumerate(futures, start=1):
-            secrets, passed_over, count = await worker_processes.result(future)
-            found += secrets
-            skipped += passed_over
-            scanned += count
-            await ctx.report_progress(done + min(finished * BATCH, len(files)), total, f"{len(found)} secrets")
+            part = await worker_processes.result(future)
+            outcome.found.extend(part.found)
+            outcome.skipped.extend(part.skipped)
+            outcome.digests.update(part.digests)
+            outcome = outcome._replace(count=outcome.count + part.count)
+            await ctx.report_progress(done + min(finished * BATCH, len(files)), total, f"{len(outcome.found)} secrets")
     finally:
         for future in futures:
             future.cancel()
-    return found, skipped, scanned
+    return outcome

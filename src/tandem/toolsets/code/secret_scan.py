@@ -167,7 +167,7 @@ async def scan(
         # Hidden files included: .env and its kind are where secrets most often are (.gitignore is still honoured).
         listed, cut = await list_files(ctx.commands, roots, include_hidden=True, max_files=MAX_FILES)
         files = [name for path in listed if (name := ctx.display(path)) not in skip]
-        found, skipped, scanned = await scan_files(ctx, config, source, files)
+        found, skipped, scanned, _ = await scan_files(ctx, config, source, files)
     else:
         cut = False
         repo = await open_repository(ctx.commands, ctx.workspace, ctx.settings.git, ".", ctx.roots)
@@ -178,7 +178,7 @@ async def scan(
         found, changed = await worker_processes.result(
             worker_processes.submit(scan_diff_text, workspace, config, source, text)
         )
-        more, skipped, scanned = await scan_files(ctx, config, source, [n for n in untracked if n not in skip])
+        more, skipped, scanned, _ = await scan_files(ctx, config, source, [n for n in untracked if n not in skip])
         found += more
         scanned += changed
     fresh = [item for item in found if (item["path"], item["hashed_secret"]) not in known]

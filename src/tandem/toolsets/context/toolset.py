@@ -16,7 +16,7 @@ from tandem.core import CallContext, ToolError, Toolset, text_files, worker_proc
 from tandem.core.content import Text, ToolResult
 from tandem.core.file_list import list_files, ripgrep
 from tandem.core.git_command import open_repository
-from tandem.core.secret_engine import scan_diff_text, scan_files
+from tandem.core.secret_engine import content_digest, scan_diff_text, scan_files
 from tandem.core.tokens import EncodingName
 from tandem.core.workspace_path import relative_display
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
@@ -61,8 +61,12 @@ def _globs(include: list[str] | None, ignore: list[str] | None) -> list[str]:
     return globs
 
 
-def _read(root: Path, paths: list[Path], max_bytes: int) -> tuple[list[PackedFile], list[dict[str, str]]]:
-    files, skipped = [], []
+def _read(
+    root: Path, paths: list[Path], max_bytes: int
+) -> tuple[list[PackedFile], list[dict[str, str]], dict[str, bytes]]:
+    """The text files, those left out and why, and each text file's content digest (what its secret scan must
+    be of)."""
+    files, skipped, digests = [], [], {}
     for path in paths:
         shown = relative_display(root, path)
         try:
@@ -78,7 +82,8 @@ def _read(root: Path, paths: list[Path], max_bytes: int) -> tuple[list[PackedFil
             continue
         text, _encoding = text_files.decode(data)
         files.append(PackedFile(shown, text))
-    return files, skipped
+        digests[shown] = content_digest(data)
+    return files, skipped, digests
 
 
 def _stats(pack: Pack, top: int) -> dict[str, Any]:
@@ -154,9 +159,9 @@ async def pack_codebase(
         ctx.commands, [root], globs=_globs(include, ignore), include_hidden=True, max_files=MAX_PACK_FILES
     )
     await ctx.report_progress(0, len(listed), f"reading {len(listed)} files")
-    files, skipped = await ctx.run_sync(lambda: _read(ctx.workspace, listed, ctx.settings.max_file_bytes))
+    files, skipped, digests = await ctx.run_sync(lambda: _read(ctx.workspace, listed, ctx.settings.max_file_bytes))
     if leave_out_secrets and files:
-        files, with_secrets = await _without_secrets(ctx, files)
+        files, with_secrets = await _without_secrets(ctx, files, digests)
         skipped += with_secrets
     compression = None
     if compress and files:
@@ -239,15 +244,24 @@ def _compression_line(compression: dict[str, Any]) -> str:
     return f"; {compression['files']} files compressed{whole}"
 
 
-async def _without_secrets(ctx: CallContext, files: list[PackedFile]) -> tuple[list[PackedFile], list[dict[str, str]]]:
-    """The files detect-secrets finds nothing in, and the others as skipped entries (kind and line, never the
-    secret). ``pragma: allowlist secret`` on a line keeps it from counting."""
-    found, _unscanned, _count = await scan_files(ctx, None, "pack_codebase", [f.path for f in files])
+async def _without_secrets(
+    ctx: CallContext, files: list[PackedFile], digests: dict[str, bytes]
+) -> tuple[list[PackedFile], list[dict[str, str]]]:
+    """The files detect-secrets finds nothing in, scanned as read (``digests``), and the others as skipped entries:
+    those holding a secret (kind and line, never the secret), and those it could not vouch for (changed since they
+    were read, or no longer readable). ``pragma: allowlist secret`` on a line keeps it from counting."""
+    scan = await scan_files(ctx, None, "pack_codebase", [f.path for f in files], digests)
     where: dict[str, list[str]] = {}
-    for secret in found:
+    for secret in scan.found:
         where.setdefault(secret["path"], []).append(f"{secret['type']} on line {secret['line']}")
-    kept = [f for f in files if f.path not in where]
     left_out = [{"path": path, "reason": f"holds a secret: {', '.join(seen)}"} for path, seen in sorted(where.items())]
+    unscanned = {f.path for f in files if f.path not in scan.digests and f.path not in where}
+    why = {entry.split(": ", 1)[0]: entry.split(": ", 1)[-1] for entry in scan.skipped}
+    left_out += [
+        {"path": path, "reason": f"not scanned for secrets: {why.get(path, 'unreadable')}"}
+        for path in sorted(unscanned)
+    ]
+    kept = [f for f in files if f.path not in where and f.path not in unscanned]
     return kept, left_out
 
 

@@ -121,7 +121,7 @@ def _longest_backtick_run(text: str) -> int:
 
 async def _secret_lines(ctx: CallContext, files: list[str]) -> dict[str, list[int]]:
     """The lines holding secrets in each of ``files`` that has any, by detect-secrets' defaults."""
-    found, _, _ = await scan_files(ctx, None, "detect-secrets' defaults", files)
+    found = (await scan_files(ctx, None, "detect-secrets' defaults", files)).found
     lines: dict[str, list[int]] = {}
     for item in found:
         lines.setdefault(item["path"], []).append(item["line"])
