@@ -6,11 +6,15 @@ and each tool's reported total against tiktoken's own count of the text it produ
 
 Two ways each tool is used, both measured:
 
-- as a command (``repomix`` against ``tandem pack``), a fresh process per pack. Tandem twice: a *first pack*, with
-  its result cache off (every token count and secret scan computed, as on a repository it has never seen), and a
-  *repeat pack*, after one untimed pack filled the cache (the files unchanged, as when an assistant packs again).
+- as a command (``repomix`` against ``tandem pack``), a fresh process per pack. Tandem three times: a *first
+  pack*, with its result cache off (every token count and secret scan computed, as on a repository it has never
+  seen); a *repeat pack* of files packed before; and a pack *after an edit*, one line added to one file first (as
+  when an assistant packs again while it works).
 - as an MCP server over stdio (``repomix --mcp`` against ``tandem serve --toolsets context``), each started once
-  with nothing cached and ``pack_codebase`` called every round: the first call, then the best of the later ones.
+  with nothing cached and ``pack_codebase`` called every round: the first call, then later calls, and later calls
+  after an edit.
+
+Both pack a copy of the repository (the files git lists, .gitignore included), so the edits never touch it.
 
 XML output, each tool's default ignores and .gitignore, secret checks on (Repomix: secretlint; Tandem:
 detect-secrets) unless ``--no-secret-check`` (then the command-line table only: Repomix's MCP tool has no such
@@ -24,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,11 +83,42 @@ def _timed(argv: list[str], repo: Path, total: str, env: dict[str, str]) -> tupl
     return elapsed, int(reported.group(1).replace(",", "")) if reported else None
 
 
+def copy_of(repo: Path, into: Path) -> Path:
+    """The files git lists in ``repo`` (tracked and untracked, not ignored), copied into a fresh repository."""
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    target = into / repo.name
+    for name in filter(None, listed.split("\0")):
+        source = repo / name
+        if source.is_file() and not source.is_symlink():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    subprocess.run(["git", "init", "-q", str(target)], check=True)
+    return target
+
+
+class Editor:
+    """Adds one line to one file of the copy before a pack *after an edit*: a file packed before, changed."""
+
+    def __init__(self, repo: Path) -> None:
+        self.path = repo / "README.md" if (repo / "README.md").is_file() else next(p for p in repo.rglob("*.py"))
+        self.edits = 0
+
+    def edit(self) -> None:
+        self.edits += 1
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(f"\nedited by bench/pack.py ({self.edits})\n")
+
+
 def commands(repomix: str, repo: Path, rounds: int, secrets: bool, cache: Path) -> list[Runs]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     first_env = {**env, "TANDEM_RESULT_CACHE": "off"}
+    editor = Editor(repo)
     with tempfile.TemporaryDirectory() as scratch:
-        out = {name: Path(scratch) / f"{name}.xml" for name in ("repomix", "first", "repeat")}
+        out = {name: Path(scratch) / f"{name}.xml" for name in ("repomix", "first", "repeat", "edited")}
         repomix_argv = [repomix, "--style", "xml", "--output", str(out["repomix"]), "--token-count-encoding"]
         repomix_argv += ["o200k_base", *([] if secrets else ["--no-security-check"]), "."]
 
@@ -94,6 +130,7 @@ def commands(repomix: str, repo: Path, rounds: int, secrets: bool, cache: Path) 
         steps = {
             "repomix": (repomix_argv, r"Total Tokens:\s*([\d,]+)", env),
             "first": (tandem_argv(out["first"]), tandem_total, first_env),
+            "edited": (tandem_argv(out["edited"]), tandem_total, env),
             "repeat": (tandem_argv(out["repeat"]), tandem_total, env),
         }
         _timed(tandem_argv(out["repeat"]), repo, tandem_total, env)  # fills the cache for the repeat packs
@@ -101,11 +138,14 @@ def commands(repomix: str, repo: Path, rounds: int, secrets: bool, cache: Path) 
             "repomix": Runs("repomix"),
             "first": Runs("tandem pack, first pack"),
             "repeat": Runs("tandem pack, repeat pack"),
+            "edited": Runs("tandem pack, after an edit"),
         }
         for round_ in range(rounds):
             order = list(steps) if round_ % 2 == 0 else list(reversed(steps))
             for name in order:
                 argv, total, step_env = steps[name]
+                if name == "edited":
+                    editor.edit()
                 elapsed, runs[name].reported = _timed(argv, repo, total, step_env)
                 runs[name].seconds.append(elapsed)
                 print(f"round {round_ + 1}: {runs[name].name} {elapsed:.2f} s", file=sys.stderr)
@@ -117,11 +157,15 @@ def commands(repomix: str, repo: Path, rounds: int, secrets: bool, cache: Path) 
 
 async def _serve(
     name: str, params: StdioServerParameters, arguments: dict, rounds: int, repo: Path
-) -> tuple[Runs, Runs]:
-    """``rounds`` calls of ``pack_codebase`` on one server: the first call, and the later ones."""
-    first, later = Runs(f"{name}, first call"), Runs(f"{name}, later calls")
+) -> tuple[Runs, Runs, Runs]:
+    """Calls of ``pack_codebase`` on one server: the first call, then each round a call and a call after an
+    edit."""
+    first, later, edited = Runs(f"{name}, first call"), Runs(f"{name}, later calls"), Runs(f"{name}, after an edit")
+    editor = Editor(repo)
     async with Client(params, mode="legacy") as client:
-        for call in range(rounds + 1):
+        for runs in [first, *[later, edited] * rounds]:
+            if runs is edited:
+                editor.edit()
             started = time.perf_counter()
             result = await client.call_tool("pack_codebase", arguments)
             elapsed = time.perf_counter() - started
@@ -135,11 +179,10 @@ async def _serve(
             else:  # the result holds the start of the pack; the whole of it is in the pack store
                 pack_id, reported = result.structured_content["pack_id"], result.structured_content["total_tokens"]
                 output = await (anyio.Path(repo) / ".tandem" / "packs" / f"{pack_id}.txt").read_text(encoding="utf-8")
-            runs = first if call == 0 else later
             runs.seconds.append(elapsed)
             runs.reported, runs.counted, runs.files = reported, tiktoken_count(output), _files_in(output)
-            print(f"call {call + 1}: {name} {elapsed:.2f} s", file=sys.stderr)
-    return first, later
+            print(f"{runs.name}: {elapsed:.2f} s", file=sys.stderr)
+    return first, later, edited
 
 
 def servers(repomix: str, repo: Path, rounds: int, cache: Path) -> list[Runs]:
@@ -179,11 +222,13 @@ def main() -> None:
     args = parser.parse_args()
     secrets = not args.no_secret_check
     repo = args.repo.resolve()
-    with tempfile.TemporaryDirectory() as cli_cache, tempfile.TemporaryDirectory() as server_cache:
-        cli = commands(args.repomix, repo, args.rounds, secrets, Path(cli_cache)) if args.only != "servers" else []
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = copy_of(repo, Path(scratch) / "repository")
+        cli_cache, server_cache = Path(scratch) / "cli-cache", Path(scratch) / "server-cache"
+        cli = commands(args.repomix, copy, args.rounds, secrets, cli_cache) if args.only != "servers" else []
         served = []
         if secrets and args.only != "commands":
-            served = servers(args.repomix, repo, args.rounds, Path(server_cache))
+            served = servers(args.repomix, copy, args.rounds, server_cache)
     print(f"\nrepository: {repo}; {args.rounds} rounds; secret checks {'on' if secrets else 'off'}")
     if cli:
         _table("as commands", cli)
@@ -195,8 +240,10 @@ def main() -> None:
         for r in cli[1:]:
             print(f"{r.name}: {reference / min(r.seconds):.2f}x as fast as repomix (best rounds)")
     if served:
-        print(f"tandem serve, first call: {min(served[0].seconds) / min(served[2].seconds):.2f}x as fast as repomix's")
-        print(f"tandem serve, later calls: {min(served[1].seconds) / min(served[3].seconds):.2f}x as fast as repomix's")
+        half = len(served) // 2
+        for ours, theirs in zip(served[half:], served[:half], strict=True):
+            ratio = min(theirs.seconds) / min(ours.seconds)
+            print(f"{ours.name}: {ratio:.2f}x as fast as {theirs.name.split(',')[0]}'s")
     disagree = [r.name for r in [*cli, *served] if r.reported != r.counted]
     print("reported totals differ from tiktoken's count of the output: " + (", ".join(disagree) or "none"))
 
