@@ -40,6 +40,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tandem"
 
 
+def private_dir() -> Path:
+    """``cache_dir()``, created if need be, readable by the user alone (also when an older Tandem made it)."""
+    path = cache_dir()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # not ours to change: it is used as it is
+        os.chmod(path, 0o700)
+    return path
+
+
 def enabled() -> bool:
     return os.environ.get("TANDEM_RESULT_CACHE", "on").strip().lower() not in ("off", "0", "false", "no")
 
@@ -102,6 +111,8 @@ class ResultCache:
         self._db = None  # a connection inherited through fork is the parent's: never used here
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.chmod(self.path.parent, 0o700)
             fresh = not self.path.exists()
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             if fresh:
@@ -126,7 +137,10 @@ class ResultCache:
         """A store that is busy or full misses for now; a damaged one is removed (the next process starts an empty
         one) and this process goes on without it."""
         log.debug("result cache %s: %s", self.path, exc)
-        if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+        damaged = getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or any(
+            sign in str(exc) for sign in ("malformed", "not a database")
+        )
+        if not damaged:  # busy, full, or a value it cannot store: this call misses, the store stays
             return
         self._broken = True
         if self._db is not None:

@@ -104,9 +104,14 @@ def _found(secrets: list[Any], lines_of: dict[str, dict[int, str]]) -> list[dict
 def configured(config: Config | None, source: str) -> Iterator[None]:
     """detect-secrets configured with every plugin and its default filters, or with a baseline's settings; a tool
     error naming the baseline when they cannot be applied (a filter whose optional package is not installed)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class as plugin_classes
     from detect_secrets.settings import default_settings, get_filters, get_plugins, transient_settings
 
     stack = contextlib.ExitStack()
+    # detect-secrets caches the plugin classes it knows once per process, a baseline's file:// ones included: a
+    # table built under other settings must not serve these, nor this one outlive them (and reach the defaults).
+    plugin_classes.cache_clear()
+    stack.callback(plugin_classes.cache_clear)
     try:
         stack.enter_context(default_settings() if config is None else transient_settings(config))
         get_plugins()
@@ -501,7 +506,9 @@ def scan_file_batch(workspace: str, max_bytes: int, config: Config | None, sourc
         lines_of: dict[str, dict[int, str]] = {}
         for name in {s.filename for s in secrets}:
             with open(name, encoding="utf-8", errors="replace") as handle:
-                lines_of[name] = dict(enumerate(handle.read().splitlines(), start=1))
+                # Numbered as detect-secrets numbers them: at newlines only (splitlines would also split at form
+                # feeds and the like, and show a line other than the finding's, its secrets unmasked).
+                lines_of[name] = dict(enumerate(handle.read().split("\n"), start=1))
         found = _found(secrets, lines_of)
     finally:
         os.chdir(previous)

@@ -109,7 +109,7 @@ def _load_bundled_bpe(url: str, expected_hash: str | None = None) -> dict[bytes,
 def _store(path: Path, payload: bytes) -> None:
     """Write the cache atomically; a cache that cannot be written (a read-only home) is simply not kept."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        result_cache.private_dir()
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as handle:
             handle.write(hashlib.sha256(payload).hexdigest().encode() + payload)
         os.replace(handle.name, path)
@@ -205,8 +205,11 @@ def count_many(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCOD
         raise ValueError(f"unknown encoding {encoding_name!r}; choose one of {', '.join(ENCODINGS)}")
     known = _texts[encoding_name]
     keyed = {i: _digest(text) for i, text in enumerate(texts) if text}
-    counts: dict[int, int] = {i: known[key] for i, key in keyed.items() if key in known}
-    counts.update((i, 0) for i, text in enumerate(texts) if not text)
+    counts: dict[int, int] = {i: 0 for i, text in enumerate(texts) if not text}
+    for i, key in keyed.items():
+        number = known.get(key)  # get, not "in" then [], since another thread may clear the dict in between
+        if number is not None:
+            counts[i] = number
     asked = {key for i, key in keyed.items() if i not in counts}
     stored = result_cache.shared().get_many(_kind(encoding_name), asked) if asked else {}
     for i, key in keyed.items():
