@@ -28,7 +28,7 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -112,6 +112,8 @@ def configured(config: Config | None, source: str) -> Iterator[None]:
     # table built under other settings must not serve these, nor this one outlive them (and reach the defaults).
     plugin_classes.cache_clear()
     stack.callback(plugin_classes.cache_clear)
+    _sieves.clear()
+    stack.callback(_sieves.clear)
     try:
         stack.enter_context(default_settings() if config is None else transient_settings(config))
         get_plugins()
@@ -253,13 +255,30 @@ class _Sieve:
     entropy: bool = False
 
 
-def _sieve(plugin: Any, filename: str) -> _Sieve:
-    """What ``plugin.analyze_line`` searches ``filename``'s lines with, read from detect-secrets' own classes."""
+_sieves: dict[tuple[int, Any], list[_Sieve]] = {}
+"""The plugins' sieves for each file type under the detect-secrets settings in force (``configured`` empties it
+whenever they change; the key holds the id of detect-secrets' list of plugins, alive as long as they are)."""
+
+
+def _sieves_for(filename: str) -> list[_Sieve]:
+    from detect_secrets.settings import get_plugins
+    from detect_secrets.util.filetype import determine_file_type
+
+    plugins = get_plugins()
+    file_type = determine_file_type(filename)
+    sieves = _sieves.get((id(plugins), file_type))
+    if sieves is None:
+        sieves = _sieves[id(plugins), file_type] = [_sieve(plugin, file_type) for plugin in plugins]
+    return sieves
+
+
+def _sieve(plugin: Any, file_type: Any) -> _Sieve:
+    """What ``plugin.analyze_line`` searches the lines of a file of ``file_type`` (detect-secrets' ``FileType``)
+    with, read from detect-secrets' own classes."""
     from detect_secrets.plugins import keyword
     from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
     from detect_secrets.plugins.high_entropy_strings import HexHighEntropyString, HighEntropyStringsPlugin
     from detect_secrets.plugins.jwt import JwtTokenDetector
-    from detect_secrets.util.filetype import determine_file_type
 
     kind = type(plugin)
     # JwtTokenDetector's analyze_string filters what the base one finds.
@@ -278,9 +297,7 @@ def _sieve(plugin: Any, filename: str) -> _Sieve:
         return _Sieve(plugin, (plugin.regex,), entropy=True)
     if kind is keyword.KeywordDetector:
         # The regexes its analyze_line picks for this file's type; keyword_exclude only ever removes findings.
-        chosen = keyword.REGEX_BY_FILETYPE.get(
-            determine_file_type(filename), keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
-        )
+        chosen = keyword.REGEX_BY_FILETYPE.get(file_type, keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
         return _Sieve(plugin, tuple(chosen))
     return _Sieve(plugin, None)
 
@@ -301,6 +318,8 @@ class _Text:
     starts: list[int]
     lowered: str | None
     """``joined`` in lower case when it is all ASCII (lowering then keeps every offset)."""
+    found: dict[tuple[frozenset[str], bool], set[int]] = field(default_factory=dict)
+    """``containing``'s lines by literals: a plugin's regexes (the keyword detector's five) often share them."""
 
     @classmethod
     def of(cls, lines: list[str]) -> _Text:
@@ -317,9 +336,15 @@ class _Text:
     def line_of(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset)
 
-    def containing(self, literals: frozenset[str], ignore_case: bool) -> Iterator[int]:
+    def containing(self, literals: frozenset[str], ignore_case: bool) -> set[int]:
         """The line numbers of lines that hold one of ``literals`` (and, under ``ignore_case``, lines that are
         not all ASCII)."""
+        known = self.found.get((literals, ignore_case))
+        if known is None:
+            known = self.found[literals, ignore_case] = set(self._containing(literals, ignore_case))
+        return known
+
+    def _containing(self, literals: frozenset[str], ignore_case: bool) -> Iterator[int]:
         if ignore_case and self.lowered is None:
             for number, line in enumerate(self.lowered_lines, start=1):
                 if line is None or any(literal in line for literal in literals):
@@ -350,7 +375,7 @@ def _lines_for(sieve: _Sieve, text: _Text) -> set[int]:
                     chosen.add(text.line_of(match.start()))
             continue
         literals = _literals(pattern)
-        candidates = every if literals is None else set(text.containing(*literals))
+        candidates = every if literals is None else text.containing(*literals)
         chosen.update(
             number for number in candidates if number not in chosen and pattern.search(text.lines[number - 1])
         )
@@ -361,12 +386,11 @@ def _scan_lines(lines: list[str], filename: str) -> Iterator[Any]:
     """detect-secrets' ``_process_line_based_plugins`` over ``lines``, each line handed only to the plugins that
     can report on it: the same findings, in the same order."""
     from detect_secrets.core.scan import _is_filtered_out, _scan_line
-    from detect_secrets.settings import get_plugins
     from detect_secrets.util.code_snippet import get_code_snippet
 
     text = _Text.of(lines)
     wanted: dict[int, list[Any]] = {}
-    for sieve in [_sieve(plugin, filename) for plugin in get_plugins()]:
+    for sieve in _sieves_for(filename):
         for number in _lines_for(sieve, text):
             wanted.setdefault(number, []).append(sieve.plugin)
     for number in sorted(wanted):
