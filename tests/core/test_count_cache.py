@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from tandem.config import load_settings
 from tandem.core import CallContext, result_cache, secret_engine, tokens, worker_processes
+from tests.exact_tokens import repository_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 CUT_CHARS = "\n \t/<a1'é\r#As"
@@ -108,21 +109,10 @@ def test_the_cuts_refused_are_ones_that_would_miscount() -> None:
     assert not tokens.cuts_cleanly("x\n", "")
 
 
-def _repository_texts() -> list[str]:
-    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    texts = []
-    for path in listed.splitlines():
-        try:
-            texts.append((ROOT / path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            continue
-    return texts
-
-
 @pytest.mark.parametrize("name", tokens.ENCODINGS)
 def test_repository_files_cut_at_any_lines_count_as_they_are(name: tokens.EncodingName) -> None:
     chance = random.Random(f"cuts-{name}")
-    texts = _repository_texts()
+    texts = repository_texts()
     assert len(texts) > 100
     clean = 0
     every: list[str] = []

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tandem.core import tokens
+from tests.exact_tokens import repository_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 PIECES = [
@@ -64,13 +65,7 @@ def test_block_counts_add_up_on_text_built_on_the_cuts(name: tokens.EncodingName
 
 @pytest.mark.parametrize("name", tokens.ENCODINGS)
 def test_block_counts_add_up_on_the_repository(name: tokens.EncodingName) -> None:
-    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    texts = []
-    for path in listed.splitlines():
-        try:
-            texts.append((ROOT / path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            continue
+    texts = repository_texts()
     assert tokens.count_many(texts, name) == [_plain(text, name) for text in texts]
     packed = "".join(f'<file path="{i}">\n{text.rstrip()}\n</file>\n\n' for i, text in enumerate(texts))
     assert tokens.count_tokens(packed, name) == _plain(packed, name)
