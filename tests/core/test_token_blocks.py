@@ -14,7 +14,6 @@ import pytest
 from tandem.core import tokens
 from tests.exact_tokens import repository_texts
 
-ROOT = Path(__file__).resolve().parents[2]
 PIECES = [
     "\n",
     "\n\n",
