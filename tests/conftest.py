@@ -21,6 +21,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tandem's result cache (and parsed vocabulary) in a directory of this run's own, for every test and every
+    process a test starts: what earlier runs left in the user's cache cannot decide what a test sees."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
+
+
 class ServerProcess:
     """A ``tandem serve --http`` subprocess on a free port; its stderr is kept for assertions."""
 

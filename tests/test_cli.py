@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tandem import __version__
 
@@ -69,6 +74,48 @@ def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> No
     assert done.returncode == 1
     assert f"tandem: cannot listen on 127.0.0.1:{port}: " in done.stderr and "address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _in_group(group: int) -> list[int]:
+    """The live processes of process group ``group`` (zombies are gone already)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_pack_leaves_no_worker_process_behind(tmp_path: Path) -> None:
+    """Run from outside the workspace, the pack scans in worker processes; ending at once (os._exit) must not
+    leave them waiting forever on the pipe they read their work from."""
+    workspace = tmp_path / "ws"
+    (workspace / "src").mkdir(parents=True)
+    for n in range(20):
+        (workspace / "src" / f"m{n}.py").write_text(f"VALUE = {n}  # {tmp_path.name}\n")  # never scanned before
+    started = subprocess.Popen(
+        [sys.executable, "-m", "tandem", "pack", "--workspace", str(workspace), "-o", str(tmp_path / "out.xml")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the workers it spawns are in it too
+    )
+    out, err = started.communicate(timeout=60)
+    assert started.returncode == 0, err
+    assert "Packed 20 files" in out
+    deadline = time.monotonic() + 10
+    while _in_group(started.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _in_group(started.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"worker processes left behind: {left}"
 
 
 def test_pack_writes_the_pack_and_its_parts(tmp_path: Path) -> None:

@@ -541,7 +541,7 @@ def main() -> None:
         # a one-shot command does not need to spend once its output is written.
         from tandem.core import worker_processes
 
-        worker_processes.shutdown()
+        worker_processes.shutdown(wait=True)
         sys.stdout.flush()
         sys.stderr.flush()
         logging.shutdown()

@@ -205,11 +205,18 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def _cached(root: Path, names: list[str], config: secret_engine.Config | None = None) -> dict[str, list[Any]]:
+def _cached(
+    root: Path, names: list[str], config: secret_engine.Config | None = None, hashes: bool = False
+) -> dict[str, list[Any]]:
     """The findings the result cache holds for ``names`` as they are on disk now, under ``config``."""
     identity = secret_engine._identity(config)
     assert identity is not None
-    return secret_engine._already_scanned(identity, secret_engine._digests_of(str(root), MAX_BYTES, names))
+    return secret_engine._already_scanned(identity, secret_engine._digests_of(str(root), MAX_BYTES, names), hashes)
+
+
+def _unhashed(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings as the cache gives them back: everything but the hash of the secret, which it never keeps."""
+    return [{**entry, "hashed_secret": None} for entry in found]
 
 
 def _stored_values(cache_home: Path) -> list[str]:
@@ -221,15 +228,17 @@ def test_a_files_findings_are_kept_for_exactly_its_name_and_bytes(workspace: Pat
     scan = secret_engine.scan_file_batch(str(workspace), MAX_BYTES, None, "test", ["keys.py", "clean.py"])
     assert {entry["type"] for entry in scan.found} >= {"AWS Access Key", "Secret Keyword", "GitHub Token"}
     assert {entry["path"] for entry in scan.found} == {"keys.py"}
-    assert _cached(workspace, ["keys.py", "clean.py"]) == {"keys.py": scan.found, "clean.py": []}
+    assert _cached(workspace, ["keys.py", "clean.py"]) == {"keys.py": _unhashed(scan.found), "clean.py": []}
+    # A caller that needs the hashes (scan_secrets, against a baseline) has the file with findings scanned again.
+    assert _cached(workspace, ["keys.py", "clean.py"], hashes=True) == {"clean.py": []}
     # The clean file now holds a secret: what was kept for it no longer applies, and a new scan finds it.
     (workspace / "clean.py").write_text(CLEAN + f'aws_key = "{AWS_KEY}"\n')
-    assert _cached(workspace, ["keys.py", "clean.py"]) == {"keys.py": scan.found}
+    assert _cached(workspace, ["keys.py", "clean.py"]) == {"keys.py": _unhashed(scan.found)}
     rescan = secret_engine.scan_file_batch(str(workspace), MAX_BYTES, None, "test", ["clean.py"])
     assert [(entry["path"], entry["line"], entry["type"]) for entry in rescan.found] == [
         ("clean.py", 4, "AWS Access Key")
     ]
-    assert _cached(workspace, ["clean.py"]) == {"clean.py": rescan.found}
+    assert _cached(workspace, ["clean.py"]) == {"clean.py": _unhashed(rescan.found)}
     # The same bytes under another name (a file's type, and a baseline's exclusions, go by its name): a miss.
     (workspace / "keys.py").rename(workspace / "keys.txt")
     assert _cached(workspace, ["keys.txt"]) == {}
@@ -238,8 +247,8 @@ def test_a_files_findings_are_kept_for_exactly_its_name_and_bytes(workspace: Pat
     assert _cached(workspace, ["clean.py"], LIMITED) == {}
     limited = secret_engine.scan_file_batch(str(workspace), MAX_BYTES, LIMITED, "test", ["clean.py"])
     assert limited.found != rescan.found
-    assert _cached(workspace, ["clean.py"], LIMITED) == {"clean.py": limited.found}
-    assert _cached(workspace, ["clean.py"]) == {"clean.py": rescan.found}
+    assert _cached(workspace, ["clean.py"], LIMITED) == {"clean.py": _unhashed(limited.found)}
+    assert _cached(workspace, ["clean.py"]) == {"clean.py": _unhashed(rescan.found)}
 
 
 PLUGIN = """\
@@ -308,6 +317,8 @@ def test_no_secret_is_kept_in_the_cache(workspace: Path) -> None:
     assert "AK********" in kept  # the lines are there, masked
     for secret in (AWS_KEY, PASSWORD, GITHUB_TOKEN, "abc123def456ghi789jkl012mno345", AWS_KEY[2:]):
         assert secret not in kept
+    # Nor the hashes of the secrets (unsalted SHA-1s: a weak password does not survive one).
+    assert all(entry["hashed_secret"] not in kept for entry in scan.found)
     # Nor anywhere in the store's files (the write-ahead log included).
     for path in (workspace.parent / "cache-home" / "tandem").glob(f"{result_cache.FILE_NAME}*"):
         data = path.read_bytes()
@@ -323,6 +334,45 @@ def test_no_secret_is_kept_when_a_line_holds_a_form_feed(workspace: Path) -> Non
     assert other not in "\n".join(_stored_values(workspace.parent / "cache-home"))
 
 
+def test_what_is_scanned_is_the_bytes_read_even_if_the_file_changes_meanwhile(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file swapped for a clean one and back while it is scanned (an undo and a redo, a stash and its pop): the
+    scan is of the bytes read, so it finds the secret, and no clean verdict is kept for those bytes."""
+    target = workspace / "keys.py"
+    real = secret_engine._scan_lines
+
+    def swapped_meanwhile(lines: list[str], filename: str) -> Any:
+        target.write_text(CLEAN)  # detect-secrets, reopening the file now, would read this
+        try:
+            yield from real(lines, filename)
+        finally:
+            target.write_text(KEYS)
+
+    monkeypatch.setattr(secret_engine, "_scan_lines", swapped_meanwhile)
+    scan = secret_engine.scan_file_batch(str(workspace), MAX_BYTES, None, "test", ["keys.py"])
+    assert {entry["type"] for entry in scan.found} >= {"AWS Access Key", "GitHub Token"}
+    assert scan.digests["keys.py"] == secret_engine.content_digest(KEYS.encode())
+    assert _cached(workspace, ["keys.py"]) == {"keys.py": _unhashed(scan.found)}
+
+
+def test_a_file_that_is_not_utf8_is_scanned_as_it_is_decoded(workspace: Path) -> None:
+    """detect-secrets passes over a file it cannot read as UTF-8; Tandem scans it as it reads it (its text is
+    what a pack sends)."""
+    (workspace / "latin.py").write_bytes(f'# caf\xe9\naws = "{AWS_KEY}"\n'.encode("latin-1"))
+    scan = secret_engine.scan_file_batch(str(workspace), MAX_BYTES, None, "test", ["latin.py"])
+    assert [(entry["line"], entry["type"]) for entry in scan.found] == [(2, "AWS Access Key")]
+
+
+def test_filters_that_read_a_file_of_their_own_are_never_kept() -> None:
+    """A word list or a gibberish model may change under the same name in the settings: not a key to keep by."""
+    wordlist = {"path": "detect_secrets.filters.wordlist.should_exclude_secret", "min_length": 3, "file_name": "w"}
+    model = {"path": "detect_secrets.filters.gibberish.should_exclude_secret", "limit": 3.7}
+    for used in (wordlist, model):
+        assert secret_engine._identity({"plugins_used": [], "filters_used": [used]}) is None
+    assert secret_engine._identity(LIMITED) is not None
+
+
 def test_a_later_process_takes_the_findings_without_detect_secrets(workspace: Path) -> None:
     home = workspace.parent / "cache-home"
     scan = secret_engine.scan_file_batch(str(workspace), MAX_BYTES, None, "test", ["keys.py", "clean.py"])
@@ -331,11 +381,11 @@ def test_a_later_process_takes_the_findings_without_detect_secrets(workspace: Pa
         from tandem.core import secret_engine
         identity = secret_engine._identity(None)
         digests = secret_engine._digests_of(sys.argv[1], 1_000_000, ["keys.py", "clean.py"])
-        print(json.dumps(secret_engine._already_scanned(identity, digests), sort_keys=True))
+        print(json.dumps(secret_engine._already_scanned(identity, digests, hashes=False), sort_keys=True))
         print("detect_secrets" in sys.modules)
     """
     known, loaded = _run(code, home, str(workspace))
-    assert json.loads(known) == {"keys.py": scan.found, "clean.py": []}
+    assert json.loads(known) == {"keys.py": _unhashed(scan.found), "clean.py": []}
     assert loaded == "False"
 
 
@@ -355,11 +405,14 @@ async def test_scanning_again_takes_the_kept_findings(workspace: Path, monkeypat
 
     monkeypatch.setattr(secret_engine, "scan_file_batch", counting)
     first = await secret_engine.scan_files(ctx, None, "test", ["keys.py", "clean.py"])
-    again = await secret_engine.scan_files(ctx, None, "test", ["keys.py", "clean.py"])
+    again = await secret_engine.scan_files(ctx, None, "test", ["keys.py", "clean.py"], hashes=False)
     assert scanned == [["keys.py", "clean.py"]]
-    assert again.found == first.found and again.count == first.count == 2
+    assert again.found == _unhashed(first.found) and again.count == first.count == 2
     assert {entry["path"] for entry in first.found} == {"keys.py"}
+    # The hashes are never kept: a caller that needs them has the file with findings (only) scanned again.
+    hashed = await secret_engine.scan_files(ctx, None, "test", ["keys.py", "clean.py"])
+    assert scanned == [["keys.py", "clean.py"], ["keys.py"]] and hashed.found == first.found
     (workspace / "clean.py").write_text(CLEAN + f'password = "{PASSWORD}"\n')
-    changed = await secret_engine.scan_files(ctx, None, "test", ["keys.py", "clean.py"])
-    assert scanned == [["keys.py", "clean.py"], ["clean.py"]]
+    changed = await secret_engine.scan_files(ctx, None, "test", ["keys.py", "clean.py"], hashes=False)
+    assert scanned == [["keys.py", "clean.py"], ["keys.py"], ["clean.py"]]
     assert {entry["path"] for entry in changed.found} == {"keys.py", "clean.py"}

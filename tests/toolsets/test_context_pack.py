@@ -240,7 +240,7 @@ async def test_a_file_edited_between_reading_and_scanning_is_left_out(
     stats, _, output = await pack(client)
     assert AWS_KEY not in output and '<file path="src/settings.py">' not in output
     reasons = {entry["path"]: entry["reason"] for entry in stats["skipped"]}
-    assert reasons["src/settings.py"] == "not scanned for secrets: changed while it was scanned"
+    assert reasons["src/settings.py"] == "not scanned for secrets: changed after it was read"
     assert stats["file_count"] == first["file_count"] - 1
 
 

@@ -5,6 +5,7 @@ endpoint on a real port, or the assembled prompt handed back)."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -336,6 +337,32 @@ async def test_a_context_file_holding_a_secret_is_left_out(tmp_path: Path) -> No
     assert result["left_out"] == [{"path": "settings.py", "reason": "holds a secret (line 1); left out of the brief"}]
     assert "AKIAIOSFODNN7EXAMPLE" not in result["prompt"]
     assert "Left out of the context: settings.py" in result["prompt"]
+
+
+async def test_a_context_file_edited_after_it_was_read_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The brief holds the bytes it read; the scan must be of those, not of the file as it is by then: a secret
+    read into the brief and removed from the file before the scan is never sent."""
+    briefing = importlib.import_module("tandem.toolsets.specialists.briefing")
+    settings = tmp_path / "settings.py"
+    settings.write_text(f'REGION = "{tmp_path.name}"\nAWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\n')
+    read = briefing.read_text
+
+    def read_then_edited(*args: object, **kwargs: object) -> object:
+        found = read(*args, **kwargs)
+        settings.write_text(f'REGION = "{tmp_path.name}"\n')  # saved clean between the read and the scan
+        return found
+
+    monkeypatch.setattr(briefing, "read_text", read_then_edited)
+    async with serving(tmp_path, toolsets=["specialists"]) as client:
+        result = await call(
+            client, "consult_specialist", question="review", persona="qa", context_paths=["settings.py"]
+        )
+    assert "AKIAIOSFODNN7EXAMPLE" not in result["prompt"] and result["context_files"] == []
+    assert result["left_out"] == [
+        {"path": "settings.py", "reason": "not scanned for secrets (changed after it was read); left out of the brief"}
+    ]
 
 
 async def test_a_large_context_file_is_cut_with_a_notice(tmp_path: Path) -> None:

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 FILE_NAME = "results.sqlite"
 MAX_ENTRIES = 500_000
 """Entries kept (across kinds); past that, the oldest are dropped. An entry is about 60 bytes plus its value."""
-BUSY_TIMEOUT_S = 1.0
-"""How long to wait for another process's write before missing: a cache must never stall the work it serves."""
+BUSY_TIMEOUT_S = 0.05
+"""How long a write waits for another process's before it is dropped (reads never wait, in WAL mode): a cache
+must never stall the work it serves."""
 _QUERY_KEYS = 900
 """Keys looked up in one query (SQLite's oldest limit on bound parameters is 999)."""
 Value = int | str | bytes

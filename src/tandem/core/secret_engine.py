@@ -20,6 +20,7 @@ import bisect
 import contextlib
 import functools
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -411,24 +412,56 @@ def _scan_lines(lines: list[str], filename: str) -> Iterator[Any]:
                     yield secret
 
 
-def scan_file(filename: str) -> Iterator[Any]:
-    """``detect_secrets.core.scan.scan_file``, line by line through ``_scan_lines``: the file as read (or as its
-    type's transformer reads it), then, if that holds no secret, as the eager transformers read it."""
-    from detect_secrets.core.scan import _get_lines_from_file, _is_filtered_out
+class _Held(io.StringIO):
+    """A file's text as detect-secrets' transformers read a file it opened itself: by ``name``, from the start."""
+
+    def __init__(self, text: str, name: str) -> None:
+        super().__init__(text)
+        self.name = name
+
+
+def scanned_text(data: bytes) -> str:
+    """A file's bytes as the scan reads them: as ``open(name)`` hands them to detect-secrets (UTF-8, universal
+    newlines). A file that is not UTF-8, which detect-secrets would pass over, is read as Tandem decodes it (its
+    text is what a pack or a brief would send)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text, _encoding = text_files.decode(data)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def scan_file(filename: str, data: bytes | None = None) -> Iterator[Any]:
+    """``detect_secrets.core.scan.scan_file`` over ``data`` (the file's bytes, read here when not given), line by
+    line through ``_scan_lines``: the file as read (or as its type's transformer reads it), then, if that holds no
+    secret, as the eager transformers read it. The bytes are read once: what is scanned is exactly ``data``."""
+    from detect_secrets.core.scan import _is_filtered_out
     from detect_secrets.settings import get_plugins
+    from detect_secrets.transformers import get_transformed_file
 
     if not get_plugins() or _is_filtered_out(required_filter_parameters=["filename"], filename=filename):
         return
-    try:
-        for lines in _get_lines_from_file(filename):
-            found = False
-            for secret in _scan_lines(lines, filename):
-                found = True
-                yield secret
-            if found:
-                break
-    except OSError:
-        return
+    if data is None:
+        try:
+            with open(filename, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return
+    held = _Held(scanned_text(data), filename)
+    # detect-secrets' _get_lines_from_file, on the text held instead of the file reopened by name.
+    lines = get_transformed_file(held) or held.readlines()
+    tries = [lines]
+    held.seek(0)
+    eager = get_transformed_file(held, use_eager_transformers=True)
+    if eager:
+        tries.append(eager)
+    for lines in tries:
+        found = False
+        for secret in _scan_lines(lines, filename):
+            found = True
+            yield secret
+        if found:
+            break
 
 
 TEXT_AS = "text.conf"
@@ -448,8 +481,11 @@ def secret_lines_in_text(lines: list[str]) -> dict[int, list[str]]:
     return found
 
 
-SCAN_VERSION = 1
-"""Part of every cached finding's key: raised when a change to this module could change what a scan finds."""
+SCAN_VERSION = 2
+"""Part of every cached finding's key: raised when a change to this module could change what a scan finds or
+what it keeps."""
+_FILTERS_READING_FILES = ("detect_secrets.filters.wordlist.", "detect_secrets.filters.gibberish.")
+"""Filters whose verdicts depend on a file the settings name (a word list, a model), not on the settings alone."""
 
 
 def _identity(config: Config | None) -> bytes | None:
@@ -458,7 +494,8 @@ def _identity(config: Config | None) -> bytes | None:
 
     if config is not None:
         listed = [*config.get("plugins_used", []), *config.get("filters_used", [])]
-        if any(str(entry.get("path", "")).startswith("file://") for entry in listed if isinstance(entry, dict)):
+        paths = [str(entry.get("path", "")) for entry in listed if isinstance(entry, dict)]
+        if any(path.startswith(("file://", *_FILTERS_READING_FILES)) for path in paths):
             return None
     settings = json.dumps(config, sort_keys=True, default=str) if config is not None else "defaults"
     return f"tandem-scan-{SCAN_VERSION}|detect-secrets-{version('detect-secrets')}|{settings}".encode()
@@ -467,7 +504,7 @@ def _identity(config: Config | None) -> bytes | None:
 def content_digest(data: bytes) -> bytes:
     """The digest a file's bytes are known by: what the cache keys on, and what a caller holding the bytes passes
     to ``scan_files`` to have the findings be of exactly those bytes."""
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return hashlib.sha256(data).digest()  # the digest text_files.FileText.sha256 holds in hex
 
 
 def _key(identity: bytes, name: str, digest: bytes) -> bytes:
@@ -489,6 +526,14 @@ class Scan(NamedTuple):
     count: int
     digests: dict[str, bytes]
 
+    def unscanned(self, files: list[str]) -> dict[str, str]:
+        """Those of ``files`` the scan does not vouch for (no finding, no digest), each with why."""
+        held = {entry["path"] for entry in self.found}
+        why = {
+            name: entry[len(name) + 2 :] for entry in self.skipped for name in files if entry.startswith(f"{name}: ")
+        }
+        return {name: why.get(name, "not read") for name in files if name not in self.digests and name not in held}
+
 
 def _read_for_scan(root: Path, name: str, max_bytes: int) -> bytes | str:
     """A listed file's bytes, or why it is not scanned ('binary', too large, unreadable)."""
@@ -505,13 +550,13 @@ def _read_for_scan(root: Path, name: str, max_bytes: int) -> bytes | str:
     return "binary" if b"\x00" in data[: text_files.SNIFF_BYTES] else data
 
 
-CHANGED = "changed while it was scanned"
+CHANGED = "changed after it was read"
 
 
 def scan_file_batch(workspace: str, max_bytes: int, config: Config | None, source: str, files: list[str]) -> Scan:
     """Scan ``files`` (relative to ``workspace``, which becomes the working directory so that filenames and
-    exclusion patterns read as in a baseline). A file is read before and after detect-secrets reads it: one that
-    changed in between is reported skipped, the others' findings are kept in the result cache. Runs in a worker
+    exclusion patterns read as in a baseline). Each file is read once and its bytes scanned; its findings are kept
+    in the result cache by kind, line and masked line (never a secret or the hash of one). Runs in a worker
     process."""
     root = Path(workspace)
     readable: dict[str, bytes] = {}
@@ -526,32 +571,31 @@ def scan_file_batch(workspace: str, max_bytes: int, config: Config | None, sourc
     os.chdir(workspace)
     try:
         with configured(config, source):
-            secrets = [secret for name in readable for secret in scan_file(name)]
-        lines_of: dict[str, dict[int, str]] = {}
-        for name in {s.filename for s in secrets}:
-            with open(name, encoding="utf-8", errors="replace") as handle:
-                # Numbered as detect-secrets numbers them: at newlines only (splitlines would also split at form
-                # feeds and the like, and show a line other than the finding's, its secrets unmasked).
-                lines_of[name] = dict(enumerate(handle.read().split("\n"), start=1))
-        found = _found(secrets, lines_of)
+            secrets = [secret for name, data in readable.items() for secret in scan_file(name, data)]
     finally:
         os.chdir(previous)
-    digests: dict[str, bytes] = {}
-    for name, data in readable.items():
-        if _read_for_scan(root, name, max_bytes) == data:
-            digests[name] = content_digest(data)
-        else:
-            skipped.append(f"{name}: {CHANGED}")
+    # Numbered as detect-secrets numbers them: at newlines only (splitlines would also split at form feeds and the
+    # like, and show a line other than the finding's, its secrets unmasked).
+    lines_of = {
+        name: dict(enumerate(scanned_text(readable[name]).split("\n"), start=1))
+        for name in {s.filename for s in secrets}
+    }
+    found = _found(secrets, lines_of)
+    digests = {name: content_digest(data) for name, data in readable.items()}
     identity = _identity(config)
     if identity is not None:
         by_file: dict[str, list[dict[str, Any]]] = {name: [] for name in digests}
         for entry in found:
-            if entry["path"] in by_file:
-                by_file[entry["path"]].append({k: v for k, v in entry.items() if k != "path"})
+            by_file[entry["path"]].append({key: entry[key] for key in _KEPT})
         result_cache.shared().put_many(
             _KIND, {_key(identity, name, digest): json.dumps(by_file[name]) for name, digest in digests.items()}
         )
     return Scan(found, skipped, len(readable), digests)
+
+
+_KEPT = ("line", "type", "redacted")
+"""What the result cache keeps of a finding: not ``hashed_secret`` (an unsalted SHA-1 of the secret, which a weak
+password does not survive); a caller that needs it has files with findings scanned again."""
 
 
 def _digests_of(workspace: str, max_bytes: int, files: list[str]) -> dict[str, bytes]:
@@ -562,13 +606,20 @@ def _digests_of(workspace: str, max_bytes: int, files: list[str]) -> dict[str, b
     }
 
 
-def _already_scanned(identity: bytes, digests: dict[str, bytes]) -> dict[str, list[Any]]:
-    """The findings the result cache holds for the files whose bytes (by digest) were scanned before."""
+def _already_scanned(identity: bytes, digests: dict[str, bytes], hashes: bool = True) -> dict[str, list[Any]]:
+    """The findings the result cache holds for the files whose bytes (by digest) were scanned before (with
+    ``hashed_secret`` unknown, ``None``); with ``hashes``, only the files found clean (the others must be scanned
+    again for the hashes)."""
     keys = {_key(identity, name, digest): name for name, digest in digests.items()}
     known: dict[str, list[Any]] = {}
     for key, value in result_cache.shared().get_many(_KIND, keys).items():
-        with contextlib.suppress(ValueError, TypeError):
-            known[keys[key]] = [{"path": keys[key], **entry} for entry in json.loads(value)]
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            entries = [
+                {"path": keys[key], **{k: entry[k] for k in _KEPT}, "hashed_secret": None}
+                for entry in json.loads(value)
+            ]
+            if not (hashes and entries):
+                known[keys[key]] = entries
     return known
 
 
@@ -609,19 +660,26 @@ def _small_here(workspace: str, files: list[str]) -> bool:
 
 
 async def scan_files(
-    ctx: CallContext, config: Config | None, source: str, files: list[str], digests: dict[str, bytes] | None = None
+    ctx: CallContext,
+    config: Config | None,
+    source: str,
+    files: list[str],
+    digests: dict[str, bytes] | None = None,
+    hashes: bool = True,
 ) -> Scan:
     """Scan ``files``. Files scanned before, unchanged, come from the result cache; the others are scanned in
     worker processes (or here, when they are few and no worker runs yet). ``digests`` (name -> ``content_digest``
     of the bytes the caller holds) makes the findings be of exactly those bytes: a file whose bytes on disk are not
-    those is reported skipped (as changed), never passed as clean."""
+    those is reported skipped (as changed), never passed as clean. A caller that does not need each finding's
+    ``hashed_secret`` says ``hashes=False`` and takes files with findings from the cache too (their hash
+    ``None``)."""
     workspace, budget = str(ctx.path(".")), ctx.settings.max_file_bytes
     identity = _identity(config)
     known: dict[str, list[Any]] = {}
     held: dict[str, bytes] = {}
     if identity is not None and files:
         held = digests if digests is not None else await ctx.run_sync(lambda: _digests_of(workspace, budget, files))
-        known = await ctx.run_sync(lambda: _already_scanned(identity, held))
+        known = await ctx.run_sync(lambda: _already_scanned(identity, held, hashes))
     todo = [name for name in files if name not in known]
     found = [entry for name in files if name in known for entry in known[name]]
     skipped: list[str] = []

@@ -199,8 +199,10 @@ def _kind(encoding_name: EncodingName) -> str:
     return f"tokens/{encoding_name}/tiktoken-{tiktoken.__version__}"
 
 
-def count_many(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCODING) -> list[int]:
-    """``count_tokens`` of each text: remembered whole, kept between processes, or counted block by block."""
+def count_many(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCODING, keep: bool = True) -> list[int]:
+    """``count_tokens`` of each text: remembered whole, kept between processes, or counted block by block.
+    ``keep=False`` keeps new counts out of the result cache (a file's every line, counted to split it, would push
+    out what later packs look for)."""
     if encoding_name not in ENCODINGS:
         raise ValueError(f"unknown encoding {encoding_name!r}; choose one of {', '.join(ENCODINGS)}")
     known = _texts[encoding_name]
@@ -222,7 +224,7 @@ def count_many(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCOD
     for i, pieces in split.items():
         counts[i] = sum(by_block[piece] for piece in pieces)
     fresh = {keyed[i]: counts[i] for i in rest if i in keyed}
-    if fresh:
+    if fresh and keep:
         result_cache.shared().put_many(_kind(encoding_name), fresh)
     if len(known) + len(keyed) > MAX_REMEMBERED_TEXTS:
         known.clear()

@@ -101,10 +101,12 @@ def in_order(
             future.cancel()
 
 
-def shutdown() -> None:
-    """Stop the pool's processes (the server calls this at exit; the next use starts a new pool)."""
+def shutdown(wait: bool = False) -> None:
+    """Stop the pool's processes (the server calls this at exit; the next use starts a new pool). ``wait`` until
+    they are gone: a process about to ``os._exit`` must, or its workers, still holding the pipe they read their
+    work from, wait on it forever."""
     global _pool
     with _lock:
         pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=wait, cancel_futures=True)

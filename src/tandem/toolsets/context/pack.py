@@ -354,7 +354,7 @@ def split(pack: Pack, budget: int) -> list[Part]:
 def _by_lines(f: PackedFile, first: int, room: int, encoding: EncodingName) -> list[PackedFile]:
     """``f`` in pieces of whole lines: the first of about ``first`` tokens, the others of about ``room``."""
     lines = f.text.splitlines(keepends=True)
-    counts = count_many(lines, encoding)
+    counts = count_many(lines, encoding, keep=False)
     chunks: list[tuple[int, int]] = []
     start, used, limit = 0, 0, first
     for i, n in enumerate(counts):

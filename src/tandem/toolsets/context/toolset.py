@@ -250,17 +250,13 @@ async def _without_secrets(
     """The files detect-secrets finds nothing in, scanned as read (``digests``), and the others as skipped entries:
     those holding a secret (kind and line, never the secret), and those it could not vouch for (changed since they
     were read, or no longer readable). ``pragma: allowlist secret`` on a line keeps it from counting."""
-    scan = await scan_files(ctx, None, "pack_codebase", [f.path for f in files], digests)
+    scan = await scan_files(ctx, None, "pack_codebase", [f.path for f in files], digests, hashes=False)
     where: dict[str, list[str]] = {}
     for secret in scan.found:
         where.setdefault(secret["path"], []).append(f"{secret['type']} on line {secret['line']}")
     left_out = [{"path": path, "reason": f"holds a secret: {', '.join(seen)}"} for path, seen in sorted(where.items())]
-    unscanned = {f.path for f in files if f.path not in scan.digests and f.path not in where}
-    why = {entry.split(": ", 1)[0]: entry.split(": ", 1)[-1] for entry in scan.skipped}
-    left_out += [
-        {"path": path, "reason": f"not scanned for secrets: {why.get(path, 'unreadable')}"}
-        for path in sorted(unscanned)
-    ]
+    unscanned = scan.unscanned([f.path for f in files])
+    left_out += [{"path": path, "reason": f"not scanned for secrets: {why}"} for path, why in sorted(unscanned.items())]
     kept = [f for f in files if f.path not in where and f.path not in unscanned]
     return kept, left_out
 

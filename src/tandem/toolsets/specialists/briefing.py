@@ -78,16 +78,18 @@ async def brief(ctx: CallContext, question: str, notes: str = "", paths: list[st
     if len(paths) > MAX_CONTEXT_FILES:
         raise ToolError(f"{len(paths)} context paths given; at most {MAX_CONTEXT_FILES}: name the files that matter")
     read: list[tuple[str, str]] = []
+    digests: dict[str, bytes] = {}
     for given in paths:
         path = ctx.path(given)
         shown = ctx.display(path)
         found = await ctx.run_sync(functools.partial(read_text, ctx.workspace, path, ctx.settings.max_file_bytes))
         read.append((shown, found.text))
+        digests[shown] = bytes.fromhex(found.sha256)
     result = Brief(text="")
     question, asked = await redact(ctx, "question", question)
     notes, noted = await redact(ctx, "context", notes)
     result.redacted = asked + noted
-    secrets = await _secret_lines(ctx, [shown for shown, _ in read]) if read else {}
+    secrets, unscanned = await _secret_lines(ctx, digests) if read else ({}, {})
     sections = [f"## Question\n\n{question.strip()}"]
     if notes.strip():
         sections.append(f"## Notes from the asker\n\n{notes.strip()}")
@@ -97,6 +99,10 @@ async def brief(ctx: CallContext, question: str, notes: str = "", paths: list[st
         if shown in secrets:
             lines = ", ".join(map(str, secrets[shown][:5]))
             result.left_out.append(LeftOut(path=shown, reason=f"holds a secret (line {lines}); left out of the brief"))
+            continue
+        if shown in unscanned:
+            why = f"not scanned for secrets ({unscanned[shown]}); left out of the brief"
+            result.left_out.append(LeftOut(path=shown, reason=why))
             continue
         if budget <= 0:
             result.left_out.append(LeftOut(path=shown, reason=f"over the {TOTAL_CHARS:,}-character context budget"))
@@ -119,10 +125,12 @@ def _longest_backtick_run(text: str) -> int:
     return max((len(run) for run in re.findall(r"`+", text)), default=0)
 
 
-async def _secret_lines(ctx: CallContext, files: list[str]) -> dict[str, list[int]]:
-    """The lines holding secrets in each of ``files`` that has any, by detect-secrets' defaults."""
-    found = (await scan_files(ctx, None, "detect-secrets' defaults", files)).found
+async def _secret_lines(ctx: CallContext, digests: dict[str, bytes]) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """The lines holding secrets in each file that has any, by detect-secrets' defaults, scanned as read
+    (``digests``: name -> digest of the bytes read); and the files the scan could not vouch for, with why (changed
+    since they were read, no longer readable)."""
+    scan = await scan_files(ctx, None, "detect-secrets' defaults", list(digests), digests, hashes=False)
     lines: dict[str, list[int]] = {}
-    for item in found:
+    for item in scan.found:
         lines.setdefault(item["path"], []).append(item["line"])
-    return lines
+    return lines, scan.unscanned(list(digests))
