@@ -356,6 +356,25 @@ def test_what_is_scanned_is_the_bytes_read_even_if_the_file_changes_meanwhile(
     assert _cached(workspace, ["keys.py"]) == {"keys.py": _unhashed(scan.found)}
 
 
+def test_a_file_gone_while_it_is_scanned_is_scanned_as_read(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file deleted right after it was read (a checkout, an editor that deletes and writes again): its bytes are
+    still the ones scanned (detect-secrets' own check that the file is on disk is not asked), so its secrets are
+    found, and no clean verdict is kept for bytes that hold them."""
+    real = secret_engine._read_for_scan
+
+    def read_then_gone(root: Path, name: str, max_bytes: int) -> bytes | str:
+        got = real(root, name, max_bytes)
+        (root / name).rename(root / f"{name}.moved")
+        return got
+
+    monkeypatch.setattr(secret_engine, "_read_for_scan", read_then_gone)
+    scan = secret_engine.scan_file_batch(str(workspace), MAX_BYTES, None, "test", ["keys.py"])
+    assert {entry["type"] for entry in scan.found} >= {"AWS Access Key", "GitHub Token"}
+    monkeypatch.setattr(secret_engine, "_read_for_scan", real)
+    (workspace / "keys.py.moved").rename(workspace / "keys.py")
+    assert _cached(workspace, ["keys.py"]) == {"keys.py": _unhashed(scan.found)}
+
+
 def test_a_file_that_is_not_utf8_is_scanned_as_it_is_decoded(workspace: Path) -> None:
     """detect-secrets passes over a file it cannot read as UTF-8; Tandem scans it as it reads it (its text is
     what a pack sends)."""

@@ -217,6 +217,25 @@ async def test_files_and_diffs_holding_secrets_are_left_out_and_listed(client: C
     assert AWS_KEY in everything and not any("secret" in e["reason"] for e in kept["skipped"])
 
 
+async def test_no_line_of_the_diff_shows_a_secret(client: Client, workspace: Path) -> None:
+    """The diff covers the whole repository: a secret on a context line of a file outside the packed path, and
+    one on a removed line, are not shown either."""
+    (workspace / "other").mkdir()
+    password = "hunter2-" + workspace.parent.name
+    (workspace / "other" / "conf.py").write_text(f'DEBUG = False\npassword = "{password}"\nPORT = 1\n')
+    (workspace / "src" / "app.py").write_text(APP + f'KEY = "{AWS_KEY}"\n')
+    git(workspace, "add", "-A")
+    git(workspace, "-c", "user.name=Ada", "-c", "user.email=ada@example.com", "commit", "-qm", "first")
+    (workspace / "other" / "conf.py").write_text(f'DEBUG = True\npassword = "{password}"\nPORT = 1\n')
+    (workspace / "src" / "app.py").write_text(APP)  # the key removed: the diff's "-" line holds it
+    (workspace / "src" / "util" / "strings.py").write_text("def shout(s: str) -> str:\n    return s.upper()\n")
+    stats, _, output = await pack(client, path="src", include_diff=True)
+    assert password not in output and AWS_KEY not in output
+    assert "diff --git a/src/util/strings.py" in output  # a clean file's diff is still shown
+    reasons = {entry["path"]: entry["reason"] for entry in stats["skipped"]}
+    assert reasons["git diff of other/conf.py"] == reasons["git diff of src/app.py"] == "holds a secret"
+
+
 async def test_a_file_edited_between_reading_and_scanning_is_left_out(
     client: Client, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -412,6 +412,28 @@ def _scan_lines(lines: list[str], filename: str) -> Iterator[Any]:
                     yield secret
 
 
+_ASKS_THE_DISK = "detect_secrets.filters.common.is_invalid_file"
+"""The filename filter that looks for the file on disk: not asked about bytes already held (a file deleted and
+written again while it is scanned would be passed over, and its bytes taken for clean)."""
+
+
+def _passed_over(filename: str, held: bool) -> bool:
+    """Whether detect-secrets' filename filters (a baseline's exclusions, lock files, non-text extensions) pass
+    over ``filename``: its ``_is_filtered_out(["filename"])``, without the disk check for bytes ``held``."""
+    from detect_secrets.core.scan import get_filters_with_parameter
+    from detect_secrets.util.inject import call_function_with_arguments
+
+    for check in get_filters_with_parameter("filename"):
+        if held and getattr(check, "path", "") == _ASKS_THE_DISK:
+            continue
+        try:
+            if call_function_with_arguments(check, filename=filename):
+                return True
+        except TypeError:  # a filter that wants more than the filename, as detect-secrets skips it
+            continue
+    return False
+
+
 class _Held(io.StringIO):
     """A file's text as detect-secrets' transformers read a file it opened itself: by ``name``, from the start."""
 
@@ -435,11 +457,10 @@ def scan_file(filename: str, data: bytes | None = None) -> Iterator[Any]:
     """``detect_secrets.core.scan.scan_file`` over ``data`` (the file's bytes, read here when not given), line by
     line through ``_scan_lines``: the file as read (or as its type's transformer reads it), then, if that holds no
     secret, as the eager transformers read it. The bytes are read once: what is scanned is exactly ``data``."""
-    from detect_secrets.core.scan import _is_filtered_out
     from detect_secrets.settings import get_plugins
     from detect_secrets.transformers import get_transformed_file
 
-    if not get_plugins() or _is_filtered_out(required_filter_parameters=["filename"], filename=filename):
+    if not get_plugins() or _passed_over(filename, held=data is not None):
         return
     if data is None:
         try:
@@ -529,10 +550,15 @@ class Scan(NamedTuple):
     def unscanned(self, files: list[str]) -> dict[str, str]:
         """Those of ``files`` the scan does not vouch for (no finding, no digest), each with why."""
         held = {entry["path"] for entry in self.found}
-        why = {
-            name: entry[len(name) + 2 :] for entry in self.skipped for name in files if entry.startswith(f"{name}: ")
-        }
-        return {name: why.get(name, "not read") for name in files if name not in self.digests and name not in held}
+        left = {name for name in files if name not in self.digests and name not in held}
+        why: dict[str, str] = {}
+        for entry in self.skipped:  # "name: why", and a name may hold ": " itself
+            at = entry.find(": ")
+            while at >= 0 and entry[:at] not in left:
+                at = entry.find(": ", at + 1)
+            if at >= 0:
+                why.setdefault(entry[:at], entry[at + 2 :])
+        return {name: why.get(name, "not read") for name in files if name in left}
 
 
 def _read_for_scan(root: Path, name: str, max_bytes: int) -> bytes | str:

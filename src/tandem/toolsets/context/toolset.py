@@ -16,7 +16,7 @@ from tandem.core import CallContext, ToolError, Toolset, text_files, worker_proc
 from tandem.core.content import Text, ToolResult
 from tandem.core.file_list import list_files, ripgrep
 from tandem.core.git_command import open_repository
-from tandem.core.secret_engine import content_digest, scan_diff_text, scan_files
+from tandem.core.secret_engine import content_digest, scan_diff_text, scan_files, secret_lines_in_text
 from tandem.core.tokens import EncodingName
 from tandem.core.workspace_path import relative_display
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
@@ -264,7 +264,9 @@ async def _without_secrets(
 async def _diff_without_secrets(
     ctx: CallContext, sections: list[PackedFile], held: set[str]
 ) -> tuple[list[PackedFile], list[dict[str, str]]]:
-    """The git sections with the diff of every file that holds a secret (or whose added lines add one) taken out."""
+    """The git sections with the diff of every file that holds a secret taken out: one the file scan found, one
+    whose added lines add one, and one any of whose lines (context and removed lines too, of files outside the
+    pack as well) reads as a secret."""
     kept, left_out = [], []
     for section in sections:
         if section.kind != "git_diff" or not section.text.startswith("diff --git "):
@@ -274,10 +276,13 @@ async def _diff_without_secrets(
         found, _files = await worker_processes.result(future)
         bad = held | {secret["path"] for secret in found}
         blocks = re.split(r"(?m)^(?=diff --git )", section.text)
-        clean = []
+        flagged = await ctx.run_sync(lambda text=section.text: secret_lines_in_text(text.split("\n")))
+        clean, line = [], 1
         for block in filter(None, blocks):
             path = _diff_path(block)
-            if path in bad:
+            lines = range(line, line + block.count("\n") + 1)  # and the next block's first: fails closed
+            line += block.count("\n")
+            if path in bad or any(number in flagged for number in lines):
                 left_out.append({"path": f"git diff of {path}", "reason": "holds a secret"})
             else:
                 clean.append(block)
