@@ -469,14 +469,16 @@ def scan_file(filename: str, data: bytes | None = None) -> Iterator[Any]:
         except OSError:
             return
     held = _Held(scanned_text(data), filename)
-    # detect-secrets' _get_lines_from_file, on the text held instead of the file reopened by name.
-    lines = get_transformed_file(held) or held.readlines()
-    tries = [lines]
-    held.seek(0)
-    eager = get_transformed_file(held, use_eager_transformers=True)
-    if eager:
-        tries.append(eager)
-    for lines in tries:
+
+    def readings() -> Iterator[list[str]]:
+        """detect-secrets' ``_get_lines_from_file``, on the text held instead of the file reopened by name."""
+        yield get_transformed_file(held) or held.readlines()
+        held.seek(0)
+        eager = get_transformed_file(held, use_eager_transformers=True)
+        if eager:
+            yield eager
+
+    for lines in readings():
         found = False
         for secret in _scan_lines(lines, filename):
             found = True
