@@ -390,6 +390,8 @@ def test_filters_that_read_a_file_of_their_own_are_never_kept() -> None:
     for used in (wordlist, model):
         assert secret_engine._identity({"plugins_used": [], "filters_used": [used]}) is None
     assert secret_engine._identity(LIMITED) is not None
+    # Scanning every text file (what packs and briefs ask) finds more than detect-secrets' own choice: kept apart.
+    assert secret_engine._identity(None, every_text=True) != secret_engine._identity(None)
 
 
 def test_a_later_process_takes_the_findings_without_detect_secrets(workspace: Path) -> None:
@@ -418,9 +420,9 @@ async def test_scanning_again_takes_the_kept_findings(workspace: Path, monkeypat
     scanned: list[list[str]] = []
     real = secret_engine.scan_file_batch
 
-    def counting(workspace: str, max_bytes: int, config: Any, source: str, files: list[str]) -> Any:
+    def counting(workspace: str, max_bytes: int, config: Any, source: str, files: list[str], *more: Any) -> Any:
         scanned.append(list(files))
-        return real(workspace, max_bytes, config, source, files)
+        return real(workspace, max_bytes, config, source, files, *more)
 
     monkeypatch.setattr(secret_engine, "scan_file_batch", counting)
     first = await secret_engine.scan_files(ctx, None, "test", ["keys.py", "clean.py"])

@@ -217,6 +217,19 @@ async def test_files_and_diffs_holding_secrets_are_left_out_and_listed(client: C
     assert AWS_KEY in everything and not any("secret" in e["reason"] for e in kept["skipped"])
 
 
+async def test_files_detect_secrets_passes_over_by_name_are_scanned_for_a_pack(client: Client, workspace: Path) -> None:
+    """detect-secrets skips .css, .svg, lock and swagger files by their names; a pack sends their text to a model,
+    so it scans them too."""
+    (workspace / "site.css").write_text(f"/* deploy key {AWS_KEY} */\nbody {{ color: red; }}\n")
+    (workspace / "logo.svg").write_text(f'<svg><!-- aws_key = "{AWS_KEY}" --></svg>\n')
+    (workspace / "plain.css").write_text("body { color: blue; }\n")
+    stats, _, output = await pack(client)
+    assert AWS_KEY not in output and '<file path="plain.css">' in output
+    reasons = {entry["path"]: entry["reason"] for entry in stats["skipped"]}
+    assert reasons["site.css"].startswith("holds a secret: AWS Access Key")
+    assert reasons["logo.svg"].startswith("holds a secret: AWS Access Key")
+
+
 async def test_no_line_of_the_diff_shows_a_secret(client: Client, workspace: Path) -> None:
     """The diff covers the whole repository: a secret on a context line of a file outside the packed path, and
     one on a removed line, are not shown either."""

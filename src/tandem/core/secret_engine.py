@@ -417,14 +417,22 @@ _ASKS_THE_DISK = "detect_secrets.filters.common.is_invalid_file"
 written again while it is scanned would be passed over, and its bytes taken for clean)."""
 
 
-def _passed_over(filename: str, held: bool) -> bool:
+_GUESSES_BY_NAME = "detect_secrets.filters.heuristic."
+"""detect-secrets' filename filters that guess a file is not worth scanning (lock files, swagger files, extensions
+such as .css, .svg, .lock it takes for non-text): not asked when every text file must be scanned."""
+
+
+def _passed_over(filename: str, held: bool, every_text: bool = False) -> bool:
     """Whether detect-secrets' filename filters (a baseline's exclusions, lock files, non-text extensions) pass
-    over ``filename``: its ``_is_filtered_out(["filename"])``, without the disk check for bytes ``held``."""
+    over ``filename``: its ``_is_filtered_out(["filename"])``, without the disk check for bytes ``held``, and
+    with ``every_text`` without its guesses by name (the text is going to a model: it is scanned whatever its
+    name)."""
     from detect_secrets.core.scan import get_filters_with_parameter
     from detect_secrets.util.inject import call_function_with_arguments
 
     for check in get_filters_with_parameter("filename"):
-        if held and getattr(check, "path", "") == _ASKS_THE_DISK:
+        path = getattr(check, "path", "")
+        if (held and path == _ASKS_THE_DISK) or (every_text and path.startswith(_GUESSES_BY_NAME)):
             continue
         try:
             if call_function_with_arguments(check, filename=filename):
@@ -453,14 +461,15 @@ def scanned_text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def scan_file(filename: str, data: bytes | None = None) -> Iterator[Any]:
+def scan_file(filename: str, data: bytes | None = None, every_text: bool = False) -> Iterator[Any]:
     """``detect_secrets.core.scan.scan_file`` over ``data`` (the file's bytes, read here when not given), line by
     line through ``_scan_lines``: the file as read (or as its type's transformer reads it), then, if that holds no
-    secret, as the eager transformers read it. The bytes are read once: what is scanned is exactly ``data``."""
+    secret, as the eager transformers read it. The bytes are read once: what is scanned is exactly ``data``.
+    ``every_text``: also a file detect-secrets would pass over for its name (see ``_passed_over``)."""
     from detect_secrets.settings import get_plugins
     from detect_secrets.transformers import get_transformed_file
 
-    if not get_plugins() or _passed_over(filename, held=data is not None):
+    if not get_plugins() or _passed_over(filename, held=data is not None, every_text=every_text):
         return
     if data is None:
         try:
@@ -511,7 +520,7 @@ _FILTERS_READING_FILES = ("detect_secrets.filters.wordlist.", "detect_secrets.fi
 """Filters whose verdicts depend on a file the settings name (a word list, a model), not on the settings alone."""
 
 
-def _identity(config: Config | None) -> bytes | None:
+def _identity(config: Config | None, every_text: bool = False) -> bytes | None:
     """What a file's findings depend on besides its name and bytes; ``None`` when they cannot be cached."""
     from importlib.metadata import version
 
@@ -521,7 +530,8 @@ def _identity(config: Config | None) -> bytes | None:
         if any(path.startswith(("file://", *_FILTERS_READING_FILES)) for path in paths):
             return None
     settings = json.dumps(config, sort_keys=True, default=str) if config is not None else "defaults"
-    return f"tandem-scan-{SCAN_VERSION}|detect-secrets-{version('detect-secrets')}|{settings}".encode()
+    scope = "every-text-file" if every_text else "as-detect-secrets"
+    return f"tandem-scan-{SCAN_VERSION}|detect-secrets-{version('detect-secrets')}|{scope}|{settings}".encode()
 
 
 def content_digest(data: bytes) -> bytes:
@@ -581,7 +591,9 @@ def _read_for_scan(root: Path, name: str, max_bytes: int) -> bytes | str:
 CHANGED = "changed after it was read"
 
 
-def scan_file_batch(workspace: str, max_bytes: int, config: Config | None, source: str, files: list[str]) -> Scan:
+def scan_file_batch(
+    workspace: str, max_bytes: int, config: Config | None, source: str, files: list[str], every_text: bool = False
+) -> Scan:
     """Scan ``files`` (relative to ``workspace``, which becomes the working directory so that filenames and
     exclusion patterns read as in a baseline). Each file is read once and its bytes scanned; its findings are kept
     in the result cache by kind, line and masked line (never a secret or the hash of one). Runs in a worker
@@ -599,7 +611,7 @@ def scan_file_batch(workspace: str, max_bytes: int, config: Config | None, sourc
     os.chdir(workspace)
     try:
         with configured(config, source):
-            secrets = [secret for name, data in readable.items() for secret in scan_file(name, data)]
+            secrets = [secret for name, data in readable.items() for secret in scan_file(name, data, every_text)]
     finally:
         os.chdir(previous)
     # Numbered as detect-secrets numbers them: at newlines only (splitlines would also split at form feeds and the
@@ -610,7 +622,7 @@ def scan_file_batch(workspace: str, max_bytes: int, config: Config | None, sourc
     }
     found = _found(secrets, lines_of)
     digests = {name: content_digest(data) for name, data in readable.items()}
-    identity = _identity(config)
+    identity = _identity(config, every_text)
     if identity is not None:
         by_file: dict[str, list[dict[str, Any]]] = {name: [] for name in digests}
         for entry in found:
@@ -694,15 +706,16 @@ async def scan_files(
     files: list[str],
     digests: dict[str, bytes] | None = None,
     hashes: bool = True,
+    every_text: bool = False,
 ) -> Scan:
     """Scan ``files``. Files scanned before, unchanged, come from the result cache; the others are scanned in
     worker processes (or here, when they are few and no worker runs yet). ``digests`` (name -> ``content_digest``
     of the bytes the caller holds) makes the findings be of exactly those bytes: a file whose bytes on disk are not
     those is reported skipped (as changed), never passed as clean. A caller that does not need each finding's
     ``hashed_secret`` says ``hashes=False`` and takes files with findings from the cache too (their hash
-    ``None``)."""
+    ``None``). ``every_text`` scans files detect-secrets passes over for their name too (what goes to a model)."""
     workspace, budget = str(ctx.path(".")), ctx.settings.max_file_bytes
-    identity = _identity(config)
+    identity = _identity(config, every_text)
     known: dict[str, list[Any]] = {}
     held: dict[str, bytes] = {}
     if identity is not None and files:
@@ -713,7 +726,7 @@ async def scan_files(
     skipped: list[str] = []
     scanned = {name: held[name] for name in known}
     if todo:
-        more = await _scan_now(ctx, workspace, budget, config, source, todo, done=len(known))
+        more = await _scan_now(ctx, workspace, budget, config, source, todo, len(known), every_text)
         changed = {name for name, digest in more.digests.items() if digests is not None and digests.get(name) != digest}
         found += [entry for entry in more.found if entry["path"] not in changed]
         skipped = more.skipped + [f"{name}: {CHANGED}" for name in sorted(changed)]
@@ -724,19 +737,27 @@ async def scan_files(
 
 
 async def _scan_now(
-    ctx: CallContext, workspace: str, budget: int, config: Config | None, source: str, files: list[str], done: int
+    ctx: CallContext,
+    workspace: str,
+    budget: int,
+    config: Config | None,
+    source: str,
+    files: list[str],
+    done: int,
+    every_text: bool,
 ) -> Scan:
     total = done + len(files)
     if not worker_processes.started() and await ctx.run_sync(lambda: _small_here(workspace, files)):
 
         def scan_here() -> Scan:
             with _in_process:
-                return scan_file_batch(workspace, budget, config, source, files)
+                return scan_file_batch(workspace, budget, config, source, files, every_text)
 
         return await ctx.run_sync(scan_here)
     batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
     futures: list[Future[Scan]] = [
-        worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch) for batch in batches
+        worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch, every_text)
+        for batch in batches
     ]
     outcome = Scan([], [], 0, {})
     try:

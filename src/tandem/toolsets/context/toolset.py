@@ -250,12 +250,13 @@ async def _without_secrets(
     """The files detect-secrets finds nothing in, scanned as read (``digests``), and the others as skipped entries:
     those holding a secret (kind and line, never the secret), and those it could not vouch for (changed since they
     were read, or no longer readable). ``pragma: allowlist secret`` on a line keeps it from counting."""
-    scan = await scan_files(ctx, None, "pack_codebase", [f.path for f in files], digests, hashes=False)
+    names = [f.path for f in files]
+    scan = await scan_files(ctx, None, "pack_codebase", names, digests, hashes=False, every_text=True)
     where: dict[str, list[str]] = {}
     for secret in scan.found:
         where.setdefault(secret["path"], []).append(f"{secret['type']} on line {secret['line']}")
     left_out = [{"path": path, "reason": f"holds a secret: {', '.join(seen)}"} for path, seen in sorted(where.items())]
-    unscanned = scan.unscanned([f.path for f in files])
+    unscanned = scan.unscanned(names)
     left_out += [{"path": path, "reason": f"not scanned for secrets: {why}"} for path, why in sorted(unscanned.items())]
     kept = [f for f in files if f.path not in where and f.path not in unscanned]
     return kept, left_out

@@ -129,7 +129,9 @@ async def _secret_lines(ctx: CallContext, digests: dict[str, bytes]) -> tuple[di
     """The lines holding secrets in each file that has any, by detect-secrets' defaults, scanned as read
     (``digests``: name -> digest of the bytes read); and the files the scan could not vouch for, with why (changed
     since they were read, no longer readable)."""
-    scan = await scan_files(ctx, None, "detect-secrets' defaults", list(digests), digests, hashes=False)
+    scan = await scan_files(
+        ctx, None, "detect-secrets' defaults", list(digests), digests, hashes=False, every_text=True
+    )
     lines: dict[str, list[int]] = {}
     for item in scan.found:
         lines.setdefault(item["path"], []).append(item["line"])
