@@ -41,9 +41,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tandem"
 
 
-def private_dir() -> Path:
-    """``cache_dir()``, created if need be, readable by the user alone (also when an older Tandem made it)."""
-    path = cache_dir()
+def private_dir(path: Path | None = None) -> Path:
+    """``path`` (``cache_dir()`` by default), created if need be, readable by the user alone (also when an older
+    Tandem made it)."""
+    path = path or cache_dir()
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(OSError):  # not ours to change: it is used as it is
         os.chmod(path, 0o700)
@@ -111,9 +112,7 @@ class ResultCache:
             return self._db
         self._db = None  # a connection inherited through fork is the parent's: never used here
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with contextlib.suppress(OSError):
-                os.chmod(self.path.parent, 0o700)
+            private_dir(self.path.parent)
             fresh = not self.path.exists()
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             if fresh:
