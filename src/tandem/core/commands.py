@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
@@ -104,6 +104,17 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
+
+    def reported(self) -> dict[str, Any]:
+        """What a tool's result says of the run (``execute_command``'s, ``run_task``'s): its models' fields."""
+        return {
+            "exit_code": self.exit_code,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "duration_s": self.duration_s,
+            "timed_out": self.timed_out,
+            "output_limit_hit": self.output_limit_hit,
+        }
 
 
 class CommandRunner:

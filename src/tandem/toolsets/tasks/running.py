@@ -190,10 +190,5 @@ async def run_task(
         args=arguments,
         command=" ".join(shown),
         failed=not result.ok or result.output_limit_hit,
-        exit_code=result.exit_code,
-        stdout=result.stdout,
-        stderr=result.stderr,
-        duration_s=result.duration_s,
-        timed_out=result.timed_out,
-        output_limit_hit=result.output_limit_hit,
+        **result.reported(),
     )

@@ -76,13 +76,8 @@ async def execute_command(
     shown = command if shell and command is not None else shlex.join(words)
     return CommandOutput(
         command=shown,
-        exit_code=result.exit_code,
-        stdout=result.stdout,
-        stderr=result.stderr,
-        duration_s=result.duration_s,
-        timed_out=result.timed_out,
-        output_limit_hit=result.output_limit_hit,
         backend=chosen.name,
+        **result.reported(),
     )
 
 
