@@ -9,8 +9,9 @@ are tiktoken's, byte for byte, and nothing is fetched. The parsed vocabulary is 
 Counting splits a text into blocks at blank lines followed by a line that starts with a character other than
 whitespace or ``/``. tiktoken's pre-tokenizer (the regex of ``o200k_base`` and of ``cl100k_base``) never joins a
 newline with such a character in one piece, so every piece ends at such a boundary, and the count of the text is
-the sum of the counts of its blocks, exactly. Block counts are remembered: a pack counts each file, then the
-whole output, whose blocks are mostly the files' blocks again, so the second count costs little.
+the sum of the counts of its blocks, exactly. Block counts are remembered: a pack counts each file, then each
+file's chunk of the output (the file with its header and footer), whose blocks are mostly the file's blocks again,
+so the second count costs little.
 
 Counts of whole texts are also kept between processes (``tandem.core.result_cache``, keyed by the text's digest),
 so a pack of a codebase that barely changed encodes only what changed, and needs no encoder at all when nothing
