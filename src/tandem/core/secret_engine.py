@@ -172,9 +172,9 @@ def _exact_sequence(items: Any) -> set[str] | None:
     return strings
 
 
-def _required(items: Any) -> set[str] | None:
-    """Strings one of which every match of the parsed regex ``items`` contains, or ``None`` if there are none
-    to be sure of: the most telling of its runs of exact pieces and of what its other pieces require."""
+def _requirements(items: Any) -> list[set[str]]:
+    """Sets of strings such that every match of the parsed regex ``items`` contains one string of each set: its
+    runs of exact pieces and what its other pieces require (none with the empty string, which says nothing)."""
     from re import _constants as sre
 
     options: list[set[str]] = []
@@ -202,16 +202,33 @@ def _required(items: Any) -> set[str] | None:
         if inner is not None:
             options.append(inner)
     options.append(run)
-    usable = [option for option in options if option and "" not in option]
-    return max(usable, key=lambda option: (min(map(len, option)), -len(option)), default=None)
+    return [option for option in options if option and "" not in option]
+
+
+def _required(items: Any) -> set[str] | None:
+    """The most telling of ``_requirements(items)`` (its shortest string the longest), or ``None`` if there are
+    none to be sure of."""
+    return max(_requirements(items), key=_telling, default=None)
+
+
+def _telling(option: set[str] | frozenset[str]) -> tuple[int, int]:
+    return min(map(len, option)), -len(option)
+
+
+class _Literals(NamedTuple):
+    """What every match of a regex contains: one string of ``first`` (looked for in the whole file) and one of
+    each of ``rest`` (then checked on the lines found); compared in lower case under ``ignore_case``."""
+
+    first: frozenset[str]
+    rest: tuple[frozenset[str], ...]
+    ignore_case: bool
 
 
 @functools.cache
-def _literals(pattern: re.Pattern[str]) -> tuple[frozenset[str], bool] | None:
-    """What every match of ``pattern`` contains, one string of a set, and whether to look for it in lower case;
-    ``None`` when nothing is known (then every line is searched). Under ``IGNORECASE`` only ASCII letters are
-    compared lowered (lines with other characters are always searched), so a literal keeps its longest ASCII
-    stretch."""
+def _literals(pattern: re.Pattern[str]) -> _Literals | None:
+    """What every match of ``pattern`` contains; ``None`` when nothing is known (then every line is searched).
+    Under ``IGNORECASE`` only ASCII letters are compared lowered (lines with other characters are always
+    searched), so a literal keeps its longest ASCII stretch."""
     from re import _constants as sre
     from re import _parser
 
@@ -220,15 +237,18 @@ def _literals(pattern: re.Pattern[str]) -> tuple[frozenset[str], bool] | None:
     except re.error:
         return None
     ignore_case = bool(parsed.state.flags & re.IGNORECASE) or _adds_ignorecase(parsed.data, sre)
-    found = _required(parsed.data)
-    if found is None:
+    options: set[frozenset[str]] = set()
+    for found in _requirements(parsed.data):
+        if ignore_case:
+            found = {max(re.split(r"[^\x00-\x7f]", text), key=len).lower() for text in found}
+            if "" in found:
+                continue
+        # A text holding "key'" holds "key": only the shortest forms need looking for.
+        options.add(frozenset(text for text in found if not any(other != text and other in text for other in found)))
+    if not options:
         return None
-    if ignore_case:
-        found = {max(re.split(r"[^\x00-\x7f]", text), key=len).lower() for text in found}
-        if "" in found:
-            return None
-    # A text holding "key'" holds "key": only the shortest forms need looking for.
-    return frozenset(text for text in found if not any(other != text and other in text for other in found)), ignore_case
+    first = max(options, key=_telling)
+    return _Literals(first, tuple(sorted(options - {first}, key=sorted)), ignore_case)
 
 
 def _adds_ignorecase(items: Any, sre: Any) -> bool:
@@ -321,6 +341,8 @@ class _Text:
     """``joined`` in lower case when it is all ASCII (lowering then keeps every offset)."""
     found: dict[tuple[frozenset[str], bool], set[int]] = field(default_factory=dict)
     """``containing``'s lines by literals: a plugin's regexes (the keyword detector's five) often share them."""
+    held: dict[_Literals, set[int]] = field(default_factory=dict)
+    """``holding``'s lines by literals."""
 
     @classmethod
     def of(cls, lines: list[str]) -> _Text:
@@ -343,6 +365,23 @@ class _Text:
         known = self.found.get((literals, ignore_case))
         if known is None:
             known = self.found[literals, ignore_case] = set(self._containing(literals, ignore_case))
+        return known
+
+    def holding(self, literals: _Literals) -> set[int]:
+        """The line numbers of lines that hold one string of each of ``literals``' sets (and, under its
+        ``ignore_case``, lines that are not all ASCII)."""
+        known = self.held.get(literals)
+        if known is None:
+            chosen = self.containing(literals.first, literals.ignore_case)
+            if literals.rest:
+                lines = self.lowered_lines if literals.ignore_case else self.lines
+                chosen = {
+                    number
+                    for number in chosen
+                    if (line := lines[number - 1]) is None
+                    or all(any(text in line for text in rest) for rest in literals.rest)
+                }
+            known = self.held[literals] = chosen
         return known
 
     def _containing(self, literals: frozenset[str], ignore_case: bool) -> Iterator[int]:
@@ -376,7 +415,7 @@ def _lines_for(sieve: _Sieve, text: _Text) -> set[int]:
                     chosen.add(text.line_of(match.start()))
             continue
         literals = _literals(pattern)
-        candidates = every if literals is None else text.containing(*literals)
+        candidates = every if literals is None else text.holding(literals)
         chosen.update(
             number for number in candidates if number not in chosen and pattern.search(text.lines[number - 1])
         )
