@@ -10,9 +10,9 @@ Two ways each tool is used, both measured:
   pack*, with its result cache off (every token count and secret scan computed, as on a repository it has never
   seen); a *repeat pack* of files packed before; and a pack *after an edit*, one line added to one file first (as
   when an assistant packs again while it works).
-- as an MCP server over stdio (``repomix --mcp`` against ``tandem serve --toolsets context``), each started once
-  with nothing cached and ``pack_codebase`` called every round: the first call, then later calls, and later calls
-  after an edit.
+- as an MCP server over stdio (``repomix --mcp`` against ``tandem serve --toolsets context``), both started
+  afresh every round with nothing cached (Tandem's result cache empty) and ``pack_codebase`` called as soon as
+  the client has connected: the first call, a later call, and a call after an edit.
 
 Both pack a copy of the repository (the files git lists, .gitignore included), so the edits never touch it.
 
@@ -155,16 +155,13 @@ def commands(repomix: str, repo: Path, rounds: int, secrets: bool, cache: Path) 
     return list(runs.values())
 
 
-async def _serve(
-    name: str, params: StdioServerParameters, arguments: dict, rounds: int, repo: Path
-) -> tuple[Runs, Runs, Runs]:
-    """Calls of ``pack_codebase`` on one server: the first call, then each round a call and a call after an
-    edit."""
-    first, later, edited = Runs(f"{name}, first call"), Runs(f"{name}, later calls"), Runs(f"{name}, after an edit")
+async def _serve(name: str, params: StdioServerParameters, arguments: dict, repo: Path, runs: list[Runs]) -> None:
+    """One server, started with nothing cached: its first call of ``pack_codebase``, a later call, and a call
+    after an edit, into ``runs`` (first, later, edited)."""
     editor = Editor(repo)
     async with Client(params, mode="legacy") as client:
-        for runs in [first, *[later, edited] * rounds]:
-            if runs is edited:
+        for kind in runs:
+            if kind is runs[2]:
                 editor.edit()
             started = time.perf_counter()
             result = await client.call_tool("pack_codebase", arguments)
@@ -179,30 +176,42 @@ async def _serve(
             else:  # the result holds the start of the pack; the whole of it is in the pack store
                 pack_id, reported = result.structured_content["pack_id"], result.structured_content["total_tokens"]
                 output = await (anyio.Path(repo) / ".tandem" / "packs" / f"{pack_id}.txt").read_text(encoding="utf-8")
-            runs.seconds.append(elapsed)
-            runs.reported, runs.counted, runs.files = reported, tiktoken_count(output), _files_in(output)
-            print(f"{runs.name}: {elapsed:.2f} s", file=sys.stderr)
-    return first, later, edited
+            kind.seconds.append(elapsed)
+            kind.reported, kind.counted, kind.files = reported, tiktoken_count(output), _files_in(output)
+            print(f"{kind.name}: {elapsed:.2f} s", file=sys.stderr)
 
 
 def servers(repomix: str, repo: Path, rounds: int, cache: Path) -> list[Runs]:
+    """Each round starts both servers afresh (Tandem with an empty result cache), so that every round has a first
+    call; the servers alternate which goes first."""
     node = str(Path(os.path.realpath(repomix)).parent)
     path = os.pathsep.join([os.environ.get("PATH", ""), node])
-    repomix_server = StdioServerParameters(command=repomix, args=["--mcp"], env={"PATH": path, "HOME": str(cache)})
-    tandem_server = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "tandem", "serve", "--toolsets", "context", "--workspace", str(repo)],
-        env={"PATH": path, "HOME": os.environ.get("HOME", ""), "XDG_CACHE_HOME": str(cache)}
-        | {"TANDEM_LOG_REQUESTS": "false"},
-    )
+    names = ("repomix --mcp", "tandem serve")
+    runs = {
+        name: [Runs(f"{name}, first call"), Runs(f"{name}, later call"), Runs(f"{name}, after an edit")]
+        for name in names
+    }
 
-    async def both() -> list[Runs]:
-        arguments = {"directory": str(repo), "style": "xml"}
-        found = list(await _serve("repomix --mcp", repomix_server, arguments, rounds, repo))
-        found += await _serve("tandem serve", tandem_server, {"style": "xml"}, rounds, repo)
-        return found
+    def parameters(name: str, round_: int) -> StdioServerParameters:
+        home = cache / f"{round_}"
+        home.mkdir(parents=True, exist_ok=True)
+        if name.startswith("repomix"):
+            return StdioServerParameters(command=repomix, args=["--mcp"], env={"PATH": path, "HOME": str(home)})
+        return StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "tandem", "serve", "--toolsets", "context", "--workspace", str(repo)],
+            env={"PATH": path, "HOME": os.environ.get("HOME", ""), "XDG_CACHE_HOME": str(home)}
+            | {"TANDEM_LOG_REQUESTS": "false"},
+        )
 
-    return anyio.run(both)
+    async def every_round() -> None:
+        for round_ in range(rounds):
+            for name in names if round_ % 2 == 0 else reversed(names):
+                arguments = {"directory": str(repo), "style": "xml"} if name.startswith("repomix") else {"style": "xml"}
+                await _serve(name, parameters(name, round_), arguments, repo, runs[name])
+
+    anyio.run(every_round)
+    return [*runs[names[0]], *runs[names[1]]]
 
 
 def _table(title: str, runs: list[Runs]) -> None:

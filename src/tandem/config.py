@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level (stderr).")
     auto_restart: bool = Field(True, description="'tandem start': restart the server when it crashes.")
     log_requests: bool = Field(True, description="Log one structured line per request with its correlation id.")
+    warm_up: bool = Field(
+        True,
+        description="When a server starts, prepare in the background what first calls need (the token encoder, "
+        "detect-secrets, the worker processes), so that a first pack is as quick as a later one.",
+    )
     tracing: bool = Field(False, description="Emit OpenTelemetry spans per request (needs an exporter installed).")
     commands: CommandPolicy = Field(
         default_factory=CommandPolicy, description="What commands may run, and their limits ([commands] table)."

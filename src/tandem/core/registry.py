@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -22,6 +23,8 @@ from tandem.core.services import ServiceFactory
 if TYPE_CHECKING:
     from mcp.shared.uri_template import UriTemplate
 
+    from tandem.config import Settings
+
 ENTRY_POINT_GROUP = "tandem.toolsets"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +35,8 @@ hook is ``fn(tool, arguments, result, ctx)``. Either may be a coroutine function
 PromptSource = Callable[[CallContext], "Iterable[Prompt] | Awaitable[Iterable[Prompt]]"]
 """``fn(ctx)`` returns the prompts a toolset knows only at run time (files in the project, say); it may be a
 coroutine function."""
+WarmUp = Callable[["Settings"], None]
+"""``fn(settings)``: what a toolset prepares when a server starts (see ``Toolset.warm_up``)."""
 
 logger = logging.getLogger("tandem.registry")
 
@@ -155,6 +160,15 @@ class Toolset:
     before_hooks: list[tuple[tuple[str, ...], Hook]] = field(default_factory=list)
     after_hooks: list[tuple[tuple[str, ...], Hook]] = field(default_factory=list)
     prompt_sources: list[PromptSource] = field(default_factory=list)
+    warm_ups: list[WarmUp] = field(default_factory=list)
+
+    def warm_up(self, fn: WarmUp) -> WarmUp:
+        """Run ``fn(settings)`` once when a server starts (in a background thread, never for a one-shot command
+        such as ``tandem pack``): what the toolset's first call would otherwise spend getting ready, such as loading
+        a model or starting worker processes. It must be safe to run while calls are served; a failure is logged
+        and costs only the head start."""
+        self.warm_ups.append(fn)
+        return fn
 
     def before(self, *tool_names: str) -> Callable[[F], F]:
         """Run ``fn(tool, arguments, ctx)`` before every call of the named tools, whichever toolset serves them; it
@@ -349,6 +363,7 @@ class Registry:
         self.publishers: set[str] = set()
         """The toolsets whose service may publish tools at runtime."""
         self.prompt_sources: list[PromptSource] = []
+        self.warm_ups: list[WarmUp] = []
         for toolset in toolsets:
             self.add(toolset)
 
@@ -398,10 +413,28 @@ class Registry:
         self.prompts.update(toolset.prompts)
         self.completions.update(toolset.completions)
         self.prompt_sources.extend(toolset.prompt_sources)
+        self.warm_ups.extend(toolset.warm_ups)
         for mine, theirs in ((self.before_hooks, toolset.before_hooks), (self.after_hooks, toolset.after_hooks)):
             for names, hook in theirs:
                 for name in names:
                     mine.setdefault(name, []).append(hook)
+
+    def start_warm_up(self, settings: Settings) -> threading.Thread | None:
+        """Run the toolsets' warm-ups one after another in a daemon thread (see ``Toolset.warm_up``), unless
+        ``settings.warm_up`` is off; the thread, to wait on if need be."""
+        if not settings.warm_up or not self.warm_ups:
+            return None
+
+        def run() -> None:
+            for fn in self.warm_ups:
+                try:
+                    fn(settings)
+                except Exception:  # a warm-up only saves time: the call it prepares for will meet the error itself
+                    logger.warning("warm-up %s failed", getattr(fn, "__qualname__", fn), exc_info=True)
+
+        thread = threading.Thread(target=run, name="tandem-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def publish(self, toolset: str, tools: Iterable[Tool]) -> None:
         """Serve ``tools`` for ``toolset`` from now on, in place of those it published before: tools learnt at

@@ -535,6 +535,20 @@ def scan_file(filename: str, data: bytes | None = None, every_text: bool = False
             break
 
 
+_WARM_UP_TEXT = b"password = 'not-a-secret'\nurl: https://user:pass@example.com\n"
+_WARM_UP_NAMES = ("warm-up.py", "warm-up.yaml", "warm-up.ini", "warm-up.js", "warm-up.txt")
+
+
+def prepare() -> None:
+    """Load detect-secrets and what a first scan compiles (its plugins, their regexes and Tandem's sieves of them,
+    its filters and transformers) by scanning a few lines in this process: a server's warm-up, here and in each
+    worker process."""
+    with _in_process, configured(None, "detect-secrets' defaults"):
+        for name in _WARM_UP_NAMES:
+            for _secret in scan_file(name, _WARM_UP_TEXT, every_text=True):
+                pass
+
+
 TEXT_AS = "text.conf"
 """The file name free text is scanned under: a config file's rules, so ``key=value`` counts unquoted as well as
 quoted (a diff, a log or an env dump pasted as text has no file type of its own)."""

@@ -25,6 +25,8 @@ MAX_WORKERS = 8
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+_setups: list[Callable[[], None]] = []
+"""What each worker process runs as it starts (see ``prepare_with``)."""
 
 
 def worker_count() -> int:
@@ -40,7 +42,12 @@ def _get_pool() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(worker_count(), mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                worker_count(),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_set_up,
+                initargs=(tuple(_setups),),
+            )
         return _pool
 
 
@@ -50,6 +57,29 @@ def _discard(pool: ProcessPoolExecutor) -> None:
         if _pool is pool:
             _pool = None
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _set_up(setups: tuple[Callable[[], None], ...]) -> None:
+    for fn in setups:
+        try:
+            fn()
+        except Exception:  # a setup only saves a later call time; that call will meet the error itself
+            continue
+
+
+def prepare_with(fn: Callable[[], None]) -> None:
+    """Have every worker process started from now on run ``fn()`` (a module-level function, as it must pickle)
+    first: an import or a cache a call would otherwise pay for on its first task in each process."""
+    with _lock:
+        if fn not in _setups:
+            _setups.append(fn)
+
+
+def start() -> None:
+    """Start every worker process now rather than on first use (a server's warm-up); returns at once."""
+    pool = _get_pool()
+    for _ in range(worker_count()):
+        pool.submit(os.getpid)  # with no worker idle, each submission starts one
 
 
 def started() -> bool:

@@ -6,18 +6,19 @@ import contextlib
 import functools
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from tandem.core import CallContext, ToolError, Toolset, text_files, worker_processes
+from tandem.core import CallContext, ToolError, Toolset, secret_engine, text_files, tokens, worker_processes
 from tandem.core.content import Text, ToolResult
 from tandem.core.file_list import list_files, ripgrep
 from tandem.core.git_command import open_repository
 from tandem.core.secret_engine import content_digest, scan_diff_text, scan_files, secret_lines_in_text
-from tandem.core.tokens import EncodingName
+from tandem.core.tokens import DEFAULT_ENCODING, EncodingName
 from tandem.core.workspace_path import relative_display
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
 from tandem.toolsets.context.store import PackStore
@@ -43,6 +44,16 @@ a smaller one in a thread (starting the processes would cost more than they save
 @contextlib.contextmanager
 def _packs(settings: Settings) -> Iterator[PackStore]:
     yield PackStore(settings.data_path / "packs")
+
+
+@toolset.warm_up
+def _warm_up(settings: Settings) -> None:
+    """A server's first pack costs what a later one does: worker processes started with detect-secrets loaded
+    (they scan the files), and here detect-secrets and the default encoding's encoder."""
+    worker_processes.prepare_with(secret_engine.prepare)
+    worker_processes.start()
+    secret_engine.prepare()
+    tokens.encoding(DEFAULT_ENCODING)
 
 
 def _store(ctx: CallContext) -> PackStore:
@@ -84,6 +95,18 @@ def _read(
         files.append(PackedFile(shown, text))
         digests[shown] = content_digest(data)
     return files, skipped, digests
+
+
+def _counting(texts: list[str], encoding: EncodingName) -> threading.Thread:
+    """``tokens.prepare(texts)`` started in a thread of its own; a failure is left for the count it prepares."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            tokens.prepare(texts, encoding)
+
+    thread = threading.Thread(target=run, name="tandem-pack-counting", daemon=True)
+    thread.start()
+    return thread
 
 
 def _stats(pack: Pack, top: int) -> dict[str, Any]:
@@ -161,7 +184,12 @@ async def pack_codebase(
     await ctx.report_progress(0, len(listed), f"reading {len(listed)} files")
     files, skipped, digests = await ctx.run_sync(lambda: _read(ctx.workspace, listed, ctx.settings.max_file_bytes))
     if leave_out_secrets and files:
+        # What the pack counts is these texts (unless cut or numbered first): they are counted while they are
+        # scanned, since the encoder releases the GIL and the scan may run in other processes.
+        counting = None if compress or line_numbers else _counting([f.text for f in files], encoding)
         files, with_secrets = await _without_secrets(ctx, files, digests)
+        if counting is not None:
+            await ctx.run_sync(counting.join)
         skipped += with_secrets
     compression = None
     if compress and files:

@@ -1,0 +1,185 @@
+"""A server's warm-up: what toolsets prepare when ``tandem serve`` starts (the context toolset: its worker
+processes with detect-secrets loaded, the token encoder), never for a one-shot command, and nothing it does may
+disturb the stdio stream or what a call returns."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tandem.config import Settings
+from tandem.core import Registry, Toolset, result_cache, tokens, worker_processes
+from tests.exact_tokens import tiktoken_count
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _workers(pid: int) -> list[int]:
+    """``pid``'s worker processes (multiprocessing's resource tracker is a child too, and not one)."""
+    out = []
+    for child in _children(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command:
+            out.append(child)
+    return out
+
+
+def _serve(workspace: Path, warm_up: bool) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tandem", "serve", "--toolsets", "context", "--workspace", str(workspace)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TANDEM_WARM_UP": "true" if warm_up else "false", "TANDEM_LOG_REQUESTS": "false"},
+    )
+
+
+def _pack(proc: subprocess.Popen[str]) -> dict:
+    assert proc.stdin is not None and proc.stdout is not None
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "pack_codebase", "arguments": {}}}
+    for message in (INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"}, call):
+        proc.stdin.write(json.dumps(message) + "\n")
+    proc.stdin.flush()
+    replies = [json.loads(proc.stdout.readline()) for _ in range(2)]  # only JSON-RPC on stdout
+    assert replies[0]["id"] == 1 and replies[1]["id"] == 2, replies
+    return replies[1]["result"]
+
+
+def _workspace(tmp_path: Path) -> Path:
+    workspace = tmp_path / "ws"
+    (workspace / "src").mkdir(parents=True)
+    for n in range(30):
+        (workspace / "src" / f"m{n}.py").write_text(f'"""Module {n}."""\n\nVALUE = {n} * 7  # {tmp_path.name}\n')
+    (workspace / "src" / "creds.py").write_text('password = "hunter2-is-not-a-good-one"\n')
+    return workspace
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("warm_up", [True, False])
+def test_a_server_starts_its_workers_ready_only_when_warming_up(tmp_path: Path, warm_up: bool) -> None:
+    workspace = _workspace(tmp_path)
+    proc = _serve(workspace, warm_up)
+    try:
+        expected = worker_processes.worker_count()
+        deadline = time.monotonic() + 30
+        while warm_up and len(_workers(proc.pid)) < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not warm_up:
+            time.sleep(1.5)  # long enough for a warm-up to have started them
+        started = _workers(proc.pid)
+        assert len(started) == (expected if warm_up else 0), started
+        result = _pack(proc)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    assert not result.get("isError"), result
+    stats = result["structuredContent"]
+    assert stats["file_count"] == 30
+    assert [entry["path"] for entry in stats["skipped"]] == ["src/creds.py"]
+    packed = (workspace / ".tandem" / "packs" / f"{stats['pack_id']}.txt").read_text(encoding="utf-8")
+    assert stats["total_tokens"] == tiktoken_count(packed)
+
+
+def test_a_one_shot_pack_does_not_warm_up(tmp_path: Path) -> None:
+    """``tandem pack`` is not a server: no warm-up (the command is over before one could pay off)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import tandem.cli as c, sys; sys.argv = ['tandem', 'pack', '-o', 'out.xml']; "
+            "import tandem.core.registry as r; r.Registry.start_warm_up = lambda *a: sys.exit('warm-up started'); "
+            "c.main()",
+        ],
+        cwd=_workspace(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Packed 30 files" in done.stdout
+
+
+def test_warm_ups_run_once_in_a_thread_and_a_failure_is_only_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+    first, second = Toolset("first"), Toolset("second")
+
+    @first.warm_up
+    def fails(settings: Settings) -> None:
+        ran.append("fails")
+        raise RuntimeError("no model here")
+
+    @second.warm_up
+    def works(settings: Settings) -> None:
+        ran.append(f"works in {settings.workspace.name}")
+
+    registry = Registry([first, second])
+    assert registry.start_warm_up(Settings(workspace=tmp_path, warm_up=False)) is None
+    assert ran == []
+    with caplog.at_level(logging.WARNING, logger="tandem.registry"):
+        thread = registry.start_warm_up(Settings(workspace=tmp_path))
+        assert thread is not None and thread.daemon
+        thread.join(10)
+    assert ran == ["fails", f"works in {tmp_path.name}"]  # the failure did not stop the next one
+    assert "warm-up" in caplog.text and "no model here" in caplog.text
+
+
+def test_worker_setups_run_in_every_worker_as_it_starts(tmp_path: Path) -> None:
+    marker = tmp_path / "set-up"
+    setup = functools.partial(Path.touch, marker)
+    worker_processes.shutdown(wait=True)  # a pool started before this setup was known would not run it
+    worker_processes.prepare_with(setup)
+    try:
+        worker_processes.start()
+        assert worker_processes.started()
+        worker_processes.submit(os.getpid).result(timeout=60)
+        assert marker.exists()
+    finally:
+        worker_processes._setups.remove(setup)
+        worker_processes.shutdown(wait=True)
+
+
+def test_counting_ahead_keeps_what_the_count_after_it_stores(tmp_path: Path) -> None:
+    """``tokens.prepare`` counts into memory only; the ``count_many`` that follows still stores every count
+    between processes (a prepared text must not look known and be left out of the result cache)."""
+    texts = [f"def f{n}(x):\n    return x + {n}  # {tmp_path.name}\n\n\nclass C{n}:\n    pass\n" for n in range(50)]
+    tokens.prepare(texts)
+    counts = tokens.count_many(texts)
+    assert counts == [tiktoken_count(text) for text in texts]
+    kind = tokens._kind(tokens.DEFAULT_ENCODING)
+    stored = result_cache.shared().get_many(kind, {tokens._digest(text) for text in texts})
+    assert sorted(stored.values()) == sorted(counts)
