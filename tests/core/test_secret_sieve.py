@@ -170,3 +170,20 @@ def test_a_one_shot_pack_scans_in_its_own_process_and_leaves_secrets_out(tmp_pat
     packed = (tmp_path / "out.xml").read_text()
     assert '<file path="clean.py">' in packed and "keys.py" not in packed.split("</directory_structure>")[1]
     assert "1 skipped" in done.stdout
+
+
+def test_worker_tasks_share_the_bytes_and_keep_every_file_in_order() -> None:
+    from tandem.core import secret_engine, worker_processes
+
+    sizes = [100] * 300 + [5 * secret_engine.BATCH_BYTES] + [3_000] * 200 + [0] * 10
+    files = [f"f{n}" for n in range(len(sizes))]
+    batches = secret_engine._batches(files, sizes)
+    assert [name for batch in batches for name in batch] == files
+    by_name = dict(zip(files, sizes, strict=True))
+    weights = [sum(by_name[name] for name in batch) for batch in batches]
+    big = next(i for i, batch in enumerate(batches) if "f300" in batch)
+    assert batches[big][-1] == "f300"  # a task ends with the file that takes it over its share
+    limit = secret_engine.BATCH_BYTES + 3_000
+    assert all(weight <= limit for i, weight in enumerate(weights) if i != big)
+    small = secret_engine._batches(files[:300], sizes[:300])  # 30 kB: a few tasks per worker, not one per file
+    assert 1 <= len(small) <= worker_processes.worker_count() * secret_engine.TASKS_PER_WORKER + 1

@@ -38,8 +38,11 @@ from tandem.core.context import CallContext
 from tandem.core.errors import ToolError
 from tandem.core.workspace_path import open_in_workspace
 
-BATCH = 8
-"""Files per worker task: small, so that every worker process stays busy (one large file can take seconds)."""
+BATCH_BYTES = 256 * 1024
+"""A worker task's share of the bytes to scan, at most: small enough that every worker process stays busy and
+progress moves (one large file can take seconds), large enough that a task's set-up is a small part of it."""
+MIN_BATCH_BYTES = 16 * 1024
+TASKS_PER_WORKER = 2
 IN_PROCESS_BYTES = 4 * 1024 * 1024
 """Up to this much to scan, while no worker process runs yet, the scan runs here: starting the workers would take
 longer than the scan (for a one-shot ``tandem pack``, most of its time)."""
@@ -738,18 +741,40 @@ def scan_diff_text(workspace: str, config: Config | None, source: str, diff: str
         os.chdir(previous)
 
 
-def _small_here(workspace: str, files: list[str]) -> bool:
-    """Whether ``files`` can be scanned in this process: little enough of them, and the process already working
-    in ``workspace`` (the scan reads names relative to the working directory, and this process's must not move)."""
-    if os.path.realpath(os.getcwd()) != os.path.realpath(workspace):
-        return False
-    total = 0
+def _sizes(workspace: str, files: list[str]) -> list[int]:
+    """Each file's size (0 for one that cannot be read: its task says why)."""
+    sizes = []
     for name in files:
-        with contextlib.suppress(OSError):
-            total += os.stat(os.path.join(workspace, name)).st_size
-        if total > IN_PROCESS_BYTES:
-            return False
-    return True
+        try:
+            sizes.append(os.stat(os.path.join(workspace, name)).st_size)
+        except OSError:
+            sizes.append(0)
+    return sizes
+
+
+def _small_here(workspace: str, sizes: list[int]) -> bool:
+    """Whether files of ``sizes`` can be scanned in this process: little enough of them, and the process already
+    working in ``workspace`` (the scan reads names relative to the working directory, and this process's must not
+    move)."""
+    return sum(sizes) <= IN_PROCESS_BYTES and os.path.realpath(os.getcwd()) == os.path.realpath(workspace)
+
+
+def _batches(files: list[str], sizes: list[int]) -> list[list[str]]:
+    """``files`` in worker tasks of about the same number of bytes: a few per worker process, none over
+    ``BATCH_BYTES`` unless one file is."""
+    target = min(BATCH_BYTES, max(sum(sizes) // (worker_processes.worker_count() * TASKS_PER_WORKER), MIN_BATCH_BYTES))
+    batches: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for name, bytes_ in zip(files, sizes, strict=True):
+        current.append(name)
+        size += bytes_
+        if size >= target:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    return batches
 
 
 async def scan_files(
@@ -800,27 +825,29 @@ async def _scan_now(
     every_text: bool,
 ) -> Scan:
     total = done + len(files)
-    if not worker_processes.started() and await ctx.run_sync(lambda: _small_here(workspace, files)):
+    sizes = await ctx.run_sync(lambda: _sizes(workspace, files))
+    if not worker_processes.started() and _small_here(workspace, sizes):
 
         def scan_here() -> Scan:
             with _in_process:
                 return scan_file_batch(workspace, budget, config, source, files, every_text)
 
         return await ctx.run_sync(scan_here)
-    batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
+    batches = _batches(files, sizes)
     futures: list[Future[Scan]] = [
         worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch, every_text)
         for batch in batches
     ]
     outcome = Scan([], [], 0, {})
     try:
-        for finished, future in enumerate(futures, start=1):
+        for batch, future in zip(batches, futures, strict=True):
             part = await worker_processes.result(future)
+            done += len(batch)
             outcome.found.extend(part.found)
             outcome.skipped.extend(part.skipped)
             outcome.digests.update(part.digests)
             outcome = outcome._replace(count=outcome.count + part.count)
-            await ctx.report_progress(done + min(finished * BATCH, len(files)), total, f"{len(outcome.found)} secrets")
+            await ctx.report_progress(done, total, f"{len(outcome.found)} secrets")
     finally:
         for future in futures:
             future.cancel()
