@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import pytest
 
 from tandem.config import Settings
 from tandem.core import Registry, Toolset, result_cache, tokens, worker_processes
+from tandem.toolsets.context.toolset import WARM_WORKERS
 from tests.exact_tokens import tiktoken_count
 
 INIT = {
@@ -91,7 +93,7 @@ def test_a_server_starts_its_workers_ready_only_when_warming_up(tmp_path: Path, 
     workspace = _workspace(tmp_path)
     proc = _serve(workspace, warm_up)
     try:
-        expected = worker_processes.worker_count()
+        expected = min(worker_processes.worker_count(), WARM_WORKERS)
         deadline = time.monotonic() + 30
         while warm_up and len(_workers(proc.pid)) < expected and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -183,3 +185,30 @@ def test_counting_ahead_keeps_what_the_count_after_it_stores(tmp_path: Path) -> 
     kind = tokens._kind(tokens.DEFAULT_ENCODING)
     stored = result_cache.shared().get_many(kind, {tokens._digest(text) for text in texts})
     assert sorted(stored.values()) == sorted(counts)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_server_that_is_killed_takes_its_workers_with_it(tmp_path: Path, how: signal.Signals) -> None:
+    """A server stopped by a signal never shuts its pool down: its workers must see it gone and end."""
+    proc = _serve(_workspace(tmp_path), warm_up=True)
+    deadline = time.monotonic() + 30
+    while len(_workers(proc.pid)) < min(worker_processes.worker_count(), WARM_WORKERS) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = _workers(proc.pid)
+    assert started
+    proc.send_signal(how)
+    proc.wait(30)
+    deadline = time.monotonic() + 10
+    while (alive := [pid for pid in started if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers left running: {alive}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -254,6 +254,84 @@ def _literals(pattern: re.Pattern[str]) -> _Literals | None:
     return _Literals(first, tuple(sorted(options - {first}, key=sorted)), ignore_case)
 
 
+@functools.cache
+def _line_local(pattern: re.Pattern[str]) -> bool:
+    """Whether searching a file's lines joined by newlines finds a match on every line that searching each line
+    alone finds one on: no piece of ``pattern`` can match a newline (so no match spans two lines), and it has no
+    ``^``, ``$``, ``\\A`` or ``\\Z`` (its word boundaries and lookarounds see a neighbouring line's newline as they
+    would see the line's end: something that is not a word character and that none of its pieces can match)."""
+    from re import _constants as sre
+    from re import _parser
+
+    try:
+        parsed = _parser.parse(pattern.pattern, pattern.flags)
+    except re.error:
+        return False
+    return _never_newline(parsed.data, bool(parsed.state.flags & re.DOTALL), sre)
+
+
+_NEWLINE_CATEGORIES = ("CATEGORY_SPACE", "CATEGORY_NOT_DIGIT", "CATEGORY_NOT_WORD", "CATEGORY_LINEBREAK")
+_OTHER_CATEGORIES = ("CATEGORY_DIGIT", "CATEGORY_WORD", "CATEGORY_NOT_SPACE", "CATEGORY_NOT_LINEBREAK")
+
+
+def _class_matches_newline(items: Any, sre: Any) -> bool | None:
+    """Whether a character class (``[...]``, ``\\s``) matches a newline; ``None`` if it cannot tell."""
+    negate, found = False, False
+    for kind, item in items:
+        if kind is sre.NEGATE:
+            negate = True
+        elif kind is sre.LITERAL:
+            found |= item == 10
+        elif kind is sre.RANGE:
+            found |= item[0] <= 10 <= item[1]
+        elif kind is sre.CATEGORY:
+            name = str(item).removeprefix("CATEGORY_UNI_").removeprefix("CATEGORY_")
+            if f"CATEGORY_{name}" in _NEWLINE_CATEGORIES:
+                found = True
+            elif f"CATEGORY_{name}" not in _OTHER_CATEGORIES:
+                return None
+        else:
+            return None
+    return found != negate
+
+
+def _never_newline(items: Any, dotall: bool, sre: Any) -> bool:
+    """Whether no piece of the parsed regex ``items`` matches a newline, nor is an anchor other than a word
+    boundary (see ``_line_local``)."""
+    for op, value in items:
+        if op is sre.LITERAL:
+            ok = value != 10
+        elif op is sre.NOT_LITERAL:
+            ok = value == 10
+        elif op is sre.ANY:
+            ok = not dotall
+        elif op is sre.IN:
+            ok = _class_matches_newline(value, sre) is False
+        elif op is sre.AT:
+            ok = value in (sre.AT_BOUNDARY, sre.AT_NON_BOUNDARY)
+        elif op is sre.SUBPATTERN:
+            _group, add, remove, body = value
+            ok = _never_newline(body, (dotall or bool(add & re.DOTALL)) and not remove & re.DOTALL, sre)
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            ok = _never_newline(value[2], dotall, sre)
+        elif op is sre.ATOMIC_GROUP:
+            ok = _never_newline(value, dotall, sre)
+        elif op is sre.BRANCH:
+            ok = all(_never_newline(branch, dotall, sre) for branch in value[1])
+        elif op in (sre.ASSERT, sre.ASSERT_NOT):
+            ok = _never_newline(value[1], dotall, sre)
+        elif op is sre.GROUPREF:
+            ok = True  # it matches what its group matched, and the group is checked where it stands
+        elif op is sre.GROUPREF_EXISTS:
+            _group, yes, no = value
+            ok = _never_newline(yes, dotall, sre) and (no is None or _never_newline(no, dotall, sre))
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
 def _adds_ignorecase(items: Any, sre: Any) -> bool:
     """Whether an inline group (``(?i:...)``) turns on IGNORECASE somewhere in the parsed regex."""
     for op, value in items:

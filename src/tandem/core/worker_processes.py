@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -60,6 +61,16 @@ def _discard(pool: ProcessPoolExecutor) -> None:
 
 
 def _set_up(setups: tuple[Callable[[], None], ...]) -> None:
+    """A worker process's start: it ends when the process that started it ends, however that ends (a server
+    killed has no chance to stop its pool, and a worker waits on its work queue forever); then the setups."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+
+        def watch() -> None:
+            multiprocessing.connection.wait([parent.sentinel])  # readable once the parent is gone
+            os._exit(1)
+
+        threading.Thread(target=watch, name="tandem-parent-watch", daemon=True).start()
     for fn in setups:
         try:
             fn()
@@ -75,10 +86,11 @@ def prepare_with(fn: Callable[[], None]) -> None:
             _setups.append(fn)
 
 
-def start() -> None:
-    """Start every worker process now rather than on first use (a server's warm-up); returns at once."""
+def start(count: int | None = None) -> None:
+    """Start ``count`` worker processes (every one the pool may run, when ``None``) now rather than on first use
+    (a server's warm-up); returns at once. The others start when work needs them."""
     pool = _get_pool()
-    for _ in range(worker_count()):
+    for _ in range(worker_count() if count is None else min(count, worker_count())):
         pool.submit(os.getpid)  # with no worker idle, each submission starts one
 
 

@@ -46,12 +46,16 @@ def _packs(settings: Settings) -> Iterator[PackStore]:
     yield PackStore(settings.data_path / "packs")
 
 
+WARM_WORKERS = 2
+"""Worker processes a server starts ahead (some 45 MB each); a scan that can use more starts the others."""
+
+
 @toolset.warm_up
 def _warm_up(settings: Settings) -> None:
     """A server's first pack costs what a later one does: worker processes started with detect-secrets loaded
     (they scan the files), and here detect-secrets and the default encoding's encoder."""
     worker_processes.prepare_with(secret_engine.prepare)
-    worker_processes.start()
+    worker_processes.start(WARM_WORKERS)
     secret_engine.prepare()
     tokens.encoding(DEFAULT_ENCODING)
 
