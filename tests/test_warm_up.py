@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tandem.config import Settings
-from tandem.core import Registry, Toolset, result_cache, tokens, worker_processes
+from tandem.core import Registry, Toolset, worker_processes
 from tandem.toolsets.context.toolset import WARM_WORKERS
 from tests.exact_tokens import tiktoken_count
 
@@ -173,18 +173,6 @@ def test_worker_setups_run_in_every_worker_as_it_starts(tmp_path: Path) -> None:
     finally:
         worker_processes._setups.remove(setup)
         worker_processes.shutdown(wait=True)
-
-
-def test_counting_ahead_keeps_what_the_count_after_it_stores(tmp_path: Path) -> None:
-    """``tokens.prepare`` counts into memory only; the ``count_many`` that follows still stores every count
-    between processes (a prepared text must not look known and be left out of the result cache)."""
-    texts = [f"def f{n}(x):\n    return x + {n}  # {tmp_path.name}\n\n\nclass C{n}:\n    pass\n" for n in range(50)]
-    tokens.prepare(texts)
-    counts = tokens.count_many(texts)
-    assert counts == [tiktoken_count(text) for text in texts]
-    kind = tokens._kind(tokens.DEFAULT_ENCODING)
-    stored = result_cache.shared().get_many(kind, {tokens._digest(text) for text in texts})
-    assert sorted(stored.values()) == sorted(counts)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")

@@ -437,3 +437,37 @@ async def test_scanning_again_takes_the_kept_findings(workspace: Path, monkeypat
     changed = await secret_engine.scan_files(ctx, None, "test", ["keys.py", "clean.py"], hashes=False)
     assert scanned == [["keys.py", "clean.py"], ["keys.py"], ["clean.py"]]
     assert {entry["path"] for entry in changed.found} == {"keys.py", "clean.py"}
+
+
+def test_a_repeated_pack_builds_no_encoder_even_with_a_file_left_out(tmp_path: Path) -> None:
+    """``tandem pack`` counts the files while they are scanned, those the scan then leaves out included; their
+    counts are kept too, or every later pack would build an encoder for them."""
+    workspace = tmp_path / "ws"
+    (workspace / "src").mkdir(parents=True)
+    for n in range(5):
+        (workspace / "src" / f"m{n}.py").write_text(f"VALUE = {n}  # {tmp_path.name}\n")
+    (workspace / "src" / "creds.py").write_text('password = "hunter2-is-not-a-good-one"\n')
+    code = """
+        import os, sys
+        from tandem.core import tokens
+        built, marked = tokens.encoding, sys.argv[1]
+        def counted(*args):
+            with open(marked, "a") as marks:
+                marks.write("encoder built\\n")
+            return built(*args)
+        tokens.encoding = counted
+        os.chdir(sys.argv[2])
+        sys.argv = ["tandem", "pack", "-o", sys.argv[3]]
+        from tandem.__main__ import main
+        main()
+    """
+    marks = tmp_path / "marks"
+    home = tmp_path / "cache-home"
+    out = str(tmp_path / "out.xml")  # not in the workspace, or the second pack would pack the first
+    first = _run(code, home, str(marks), str(workspace), out)
+    assert any("Packed 5 files" in line for line in first)
+    assert marks.read_text().count("encoder built") >= 1
+    marks.unlink()
+    again = _run(code, home, str(marks), str(workspace), out)
+    assert any("Packed 5 files" in line for line in again), again
+    assert not marks.exists()  # everything was counted before: no encoder

@@ -233,19 +233,6 @@ def count_many(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCOD
     return [counts[i] for i in range(len(texts))]
 
 
-def prepare(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCODING) -> None:
-    """Count, into this process's memory only, the blocks of those of ``texts`` whose counts are not known yet:
-    for a caller that will ``count_many`` them soon and has other work to do meanwhile (a pack, while its files
-    are scanned for secrets). What is kept between processes is left to that later count, which then only adds."""
-    known = _texts[encoding_name]
-    keyed = {_digest(text): text for text in texts if text}
-    asked = {key for key in keyed if key not in known}
-    stored = result_cache.shared().get_many(_kind(encoding_name), asked) if asked else {}
-    missing = [keyed[key] for key in asked if not isinstance(stored.get(key), int)]
-    if missing:
-        _count_blocks({piece for text in missing for piece in blocks(text)}, encoding_name)
-
-
 def cuts_cleanly(before: str, after: str) -> bool:
     """Whether ``before + after`` counts as ``before`` and ``after`` counted apart: ``before`` ends with a newline
     and ``after`` starts with a character tiktoken's pre-tokenizer never joins to it (not whitespace, not ``/``)."""

@@ -102,11 +102,13 @@ def _read(
 
 
 def _counting(texts: list[str], encoding: EncodingName) -> threading.Thread:
-    """``tokens.prepare(texts)`` started in a thread of its own; a failure is left for the count it prepares."""
+    """``count_many(texts)`` started in a thread of its own, so that the pack's count finds them known (files
+    left out for a secret are counted too: a few, and their counts are kept like any other, so that a repeated
+    pack needs no encoder); a failure is left for the pack's own count to meet."""
 
     def run() -> None:
         with contextlib.suppress(Exception):
-            tokens.prepare(texts, encoding)
+            tokens.count_many(texts, encoding)
 
     thread = threading.Thread(target=run, name="tandem-pack-counting", daemon=True)
     thread.start()
