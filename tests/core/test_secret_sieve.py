@@ -172,6 +172,32 @@ def test_a_one_shot_pack_scans_in_its_own_process_and_leaves_secrets_out(tmp_pat
     assert "1 skipped" in done.stdout
 
 
+def test_tokens_found_by_searching_the_whole_file_are_on_the_lines_detect_secrets_finds(tmp_path: Path) -> None:
+    """Some regexes are searched over the whole file at once (none of them can match a newline): tokens at the
+    start and end of lines, on consecutive lines, two on a line, and followed on the next line by word characters
+    (which a lookahead such as GitLab's ``(?!\\w)`` must not see) come out on detect-secrets' lines."""
+    tokens = [
+        "AKIAZ7Q3MPLE4XK2WB9D",
+        "glpat-" + "Zq9vX2mN8pL4aB7cD1eF",
+        "GR1348941" + "aB7cD1eFzQ9vX2mN8pL4",
+        "AC" + "0123456789abcdef" * 2,
+        "SK" + "fedcba9876543210" * 2,
+        "SG." + "aB7cD1eFzQ9vX2mN8pL4xy" + "." + "Q" * 43,
+        "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "https://user:Zq9vX2mN8pL4@example.com/",
+    ]
+    lines = []
+    for token in tokens:
+        lines += [token, f"x = {token}", f"{token}\nword_after", f"{token} {token}", f"({token})", f"_{token}_"]
+    text = "\n".join(lines) + "\nlast " + tokens[0]  # and one at the very end, with no newline after it
+    names = ["tokens.txt", "tokens.py", "tokens.yaml"]
+    for name in names:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    found = _same_in(tmp_path, names)
+    assert len({kind for _, _, kind, _ in found}) >= 6, found
+
+
 def test_worker_tasks_share_the_bytes_and_keep_every_file_in_order() -> None:
     from tandem.core import secret_engine, worker_processes
 

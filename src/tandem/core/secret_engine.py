@@ -270,6 +270,57 @@ def _line_local(pattern: re.Pattern[str]) -> bool:
     return _never_newline(parsed.data, bool(parsed.state.flags & re.DOTALL), sre)
 
 
+@functools.cache
+def _searched_whole(pattern: re.Pattern[str]) -> bool:
+    """Whether ``pattern`` is quicker searched over the whole file than through its literals line by line: it is
+    line-local, and the regex engine can skip ahead to where a match may start (a case-sensitive pattern whose
+    first character is rare in code, not a lower-case letter, digit or space, or that starts with three or more
+    fixed characters). Both ways find the same lines; this only picks the cheaper (measured on Tandem's own
+    repository, bench/pack.py)."""
+    from re import _constants as sre
+    from re import _parser
+
+    if pattern.flags & re.IGNORECASE or not _line_local(pattern):
+        return False
+    try:
+        items = _parser.parse(pattern.pattern, pattern.flags).data
+    except re.error:
+        return False
+    firsts = _first_characters(items, sre)
+    if firsts and not any(char.islower() or char.isdigit() or char.isspace() for char in firsts):
+        return True
+    prefix = 0
+    for op, _value in items:
+        if op is not sre.LITERAL:
+            break
+        prefix += 1
+    return prefix >= 3
+
+
+def _first_characters(items: Any, sre: Any) -> set[str] | None:
+    """The characters a match of the parsed regex ``items`` can start with, when they are few; ``None`` if not."""
+    if not items:
+        return None
+    op, value = items[0]
+    if op is sre.LITERAL:
+        return {chr(value)}
+    if op is sre.IN:
+        return _exact(op, value)
+    if op is sre.SUBPATTERN:
+        return _first_characters(value[-1], sre)
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and value[0] >= 1:
+        return _first_characters(value[2], sre)
+    if op is sre.BRANCH:
+        found: set[str] = set()
+        for branch in value[1]:
+            first = _first_characters(branch, sre)
+            if first is None:
+                return None
+            found |= first
+        return found
+    return None
+
+
 _NEWLINE_CATEGORIES = ("CATEGORY_SPACE", "CATEGORY_NOT_DIGIT", "CATEGORY_NOT_WORD", "CATEGORY_LINEBREAK")
 _OTHER_CATEGORIES = ("CATEGORY_DIGIT", "CATEGORY_WORD", "CATEGORY_NOT_SPACE", "CATEGORY_NOT_LINEBREAK")
 
@@ -357,9 +408,11 @@ class _Sieve:
     entropy: bool = False
 
 
-_sieves: dict[tuple[int, Any], list[_Sieve]] = {}
+_sieves: dict[tuple[int, Any], tuple[list[Any], list[_Sieve]]] = {}
 """The plugins' sieves for each file type under the detect-secrets settings in force (``configured`` empties it
-whenever they change; the key holds the id of detect-secrets' list of plugins, alive as long as they are)."""
+whenever they change), by the id of detect-secrets' list of plugins, which each entry holds: settings entered
+without ``configured`` (detect-secrets' own ``default_settings``) make a new list, and a freed list's id may be
+taken by the next one, so an entry serves only the very list it was made for."""
 
 
 def _sieves_for(filename: str) -> list[_Sieve]:
@@ -368,10 +421,10 @@ def _sieves_for(filename: str) -> list[_Sieve]:
 
     plugins = get_plugins()
     file_type = determine_file_type(filename)
-    sieves = _sieves.get((id(plugins), file_type))
-    if sieves is None:
-        sieves = _sieves[id(plugins), file_type] = [_sieve(plugin, file_type) for plugin in plugins]
-    return sieves
+    entry = _sieves.get((id(plugins), file_type))
+    if entry is None or entry[0] is not plugins:
+        entry = _sieves[id(plugins), file_type] = (plugins, [_sieve(plugin, file_type) for plugin in plugins])
+    return entry[1]
 
 
 def _sieve(plugin: Any, file_type: Any) -> _Sieve:
@@ -494,6 +547,15 @@ def _lines_for(sieve: _Sieve, text: _Text) -> set[int]:
             for match in pattern.finditer(text.joined):
                 if _over_limit(sieve.plugin, match.group(2)):
                     chosen.add(text.line_of(match.start()))
+            continue
+        if _searched_whole(pattern):
+            # No match spans lines: a match found in the whole text is on its line, and the search goes on
+            # from the next line.
+            at = pattern.search(text.joined)
+            while at is not None:
+                number = text.line_of(at.start())
+                chosen.add(number)
+                at = pattern.search(text.joined, text.starts[number]) if number < len(text.starts) else None
             continue
         literals = _literals(pattern)
         candidates = every if literals is None else text.holding(literals)
