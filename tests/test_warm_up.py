@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -200,3 +201,23 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_what_a_worker_prints_goes_to_standard_error(tmp_path: Path) -> None:
+    """A stdio server's standard output is its JSON-RPC stream, which its workers inherit: they print to standard
+    error instead."""
+    code = """
+        import functools, os
+        from tandem.core import worker_processes
+        if __name__ == "__main__":
+            worker_processes.prepare_with(functools.partial(print, "printed by a worker", flush=True))
+            worker_processes.submit(os.getpid).result(timeout=60)
+            worker_processes.shutdown(wait=True)
+            print("printed by the parent")
+    """
+    script = tmp_path / "workers.py"
+    script.write_text(textwrap.dedent(code))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "printed by the parent\n"
+    assert "printed by a worker" in done.stderr

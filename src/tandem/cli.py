@@ -114,12 +114,13 @@ def serve(
     logging.basicConfig(
         stream=sys.stderr, level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    registry = _registry(settings)
-    registry.start_warm_up(settings)  # before the MCP SDK's import, which takes half a second
     from tandem.daemon import die_with_supervisor
-    from tandem.server import TandemServer
 
     die_with_supervisor()
+    registry = _registry(settings)
+    registry.start_warm_up(settings)  # before the MCP SDK's import, which takes half a second
+    from tandem.server import TandemServer
+
     tandem = TandemServer(registry, settings)
     toolset_names = ", ".join(tandem.registry.toolsets) or "none"
     if not http:

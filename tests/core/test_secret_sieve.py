@@ -4,6 +4,7 @@ on files holding every kind of secret the default plugins know, in the places a 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,6 +197,102 @@ def test_tokens_found_by_searching_the_whole_file_are_on_the_lines_detect_secret
         (tmp_path / name).write_text(text, encoding="utf-8")
     found = _same_in(tmp_path, names)
     assert len({kind for _, _, kind, _ in found}) >= 6, found
+
+
+TRICKY_REGEXES = [
+    r"ab(?i:c)+",  # a scoped IGNORECASE inside a repeat
+    r"xy(?>(?i:key))",  # ... inside an atomic group
+    r"(?=(?i:tok))TOK\w*",  # ... inside a lookahead
+    r"AKIA[0-9A-Z]{4}(?!\w)",  # a lookahead at the end of a line
+    r"(?<![\w.])ZX\d+",  # a lookbehind at the start of a line
+    r"(?<=\W)QW\d",  # a lookbehind that would see a newline
+    r"\bGR\d{3}\b",
+    r"(AB)\d+\1",
+    r"^KEY=\w+",
+    r"VAL=\w+$",
+    r"PASS\s*=\s*\w+",
+    r"TOKEN[^\n]*END",
+    r"TOKEN[^x]*END",
+    r"(?s:BEGIN.END)",
+    r"(?:(AA)|BB)(?(1)CC|DD)",
+    r"SECRET",
+]
+TRICKY_LINES = [
+    "abC",
+    "abc",
+    "ab",
+    "xyKEY",
+    "xykey",
+    "xy",
+    "TOKEN",
+    "TOK1",
+    "tok",
+    "AKIA1234",
+    "AKIA1234x",
+    "AKIA1234 x",
+    "ZX12",
+    ".ZX12",
+    "aZX12",
+    "QW1",
+    " QW1",
+    "GR123",
+    "GR1234",
+    "AB12AB",
+    "AB12",
+    "KEY=value",
+    " KEY=value",
+    "VAL=x",
+    "VAL=x y",
+    "PASS = word",
+    "PASS =",
+    "TOKEN middle END",
+    "TOKEN",
+    "END",
+    "BEGIN END",
+    "BEGINxEND",
+    "AACC",
+    "BBDD",
+    "AADD",
+    "SECRET",
+    "secret",
+    "ключ SECRET",
+    "",
+    "   ",
+]
+
+
+@pytest.mark.parametrize("source", TRICKY_REGEXES)
+def test_the_sieve_never_drops_a_line_a_regex_matches(source: str) -> None:
+    """Every line ``pattern.search`` matches is handed on: by literals (every set the regex needs, case as the
+    regex compares it) or by searching the whole file at once (regexes that cannot match a newline)."""
+    import random
+
+    from tandem.core import secret_engine
+
+    pattern = re.compile(source)
+    rng = random.Random(source)
+    for _ in range(60):
+        lines = [rng.choice(TRICKY_LINES) for _ in range(rng.randint(0, 8))]
+        chosen = secret_engine._lines_for(secret_engine._Sieve(None, (pattern,)), secret_engine._Text.of(lines))
+        matching = {number for number, line in enumerate(lines, start=1) if pattern.search(line.rstrip())}
+        assert matching <= chosen, (lines, matching - chosen)
+        assert chosen <= set(range(1, len(lines) + 1))
+
+
+def test_some_bundled_regexes_are_searched_whole_and_none_that_can_match_a_newline() -> None:
+    from detect_secrets.plugins import keyword
+    from detect_secrets.settings import default_settings, get_plugins
+
+    from tandem.core import secret_engine
+
+    with default_settings():
+        regexes = {p.pattern: p for plugin in get_plugins() for p in getattr(plugin, "denylist", ())}
+    whole = {source for source, p in regexes.items() if secret_engine._searched_whole(p)}
+    assert any(source.startswith("(?:A3T") for source in whole)  # AWS keys
+    assert any("PRIVATE KEY" in source for source in whole)
+    assert not any(secret_engine._line_local(p) for p in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)  # \s*
+    assert secret_engine._line_local(re.compile(r"[^\n]x")) and not secret_engine._line_local(re.compile(r"[^x]"))
+    assert not secret_engine._line_local(re.compile(r"^x")) and not secret_engine._line_local(re.compile(r"(?s:.)"))
 
 
 def test_worker_tasks_share_the_bytes_and_keep_every_file_in_order() -> None:

@@ -384,15 +384,26 @@ def _never_newline(items: Any, dotall: bool, sre: Any) -> bool:
 
 
 def _adds_ignorecase(items: Any, sre: Any) -> bool:
-    """Whether an inline group (``(?i:...)``) turns on IGNORECASE somewhere in the parsed regex."""
+    """Whether an inline group (``(?i:...)``) turns on IGNORECASE anywhere in the parsed regex: in groups,
+    alternatives, repeats, atomic groups, lookarounds and conditionals alike."""
     for op, value in items:
-        if op is sre.SUBPATTERN and (value[1] & re.IGNORECASE or _adds_ignorecase(value[-1], sre)):
-            return True
-        nested = value[-1] if isinstance(value, tuple) and value and isinstance(value[-1], list) else None
-        if op is sre.BRANCH:
-            if any(_adds_ignorecase(branch, sre) for branch in value[1]):
+        if op is sre.SUBPATTERN:
+            inner = [value[-1]]
+            if value[1] & re.IGNORECASE:
                 return True
-        elif nested is not None and op is not sre.SUBPATTERN and _adds_ignorecase(nested, sre):
+        elif op is sre.BRANCH:
+            inner = list(value[1])
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            inner = [value[2]]
+        elif op is sre.ATOMIC_GROUP:
+            inner = [value]
+        elif op in (sre.ASSERT, sre.ASSERT_NOT):
+            inner = [value[1]]
+        elif op is sre.GROUPREF_EXISTS:
+            inner = [part for part in value[1:] if part is not None]
+        else:
+            continue
+        if any(_adds_ignorecase(part, sre) for part in inner):
             return True
     return False
 
@@ -552,8 +563,7 @@ def _lines_for(sieve: _Sieve, text: _Text) -> set[int]:
             # No match spans lines: a match found in the whole text is on its line, and the search goes on
             # from the next line.
             at = pattern.search(text.joined)
-            while at is not None:
-                number = text.line_of(at.start())
+            while at is not None and (number := text.line_of(at.start())) <= len(text.lines):
                 chosen.add(number)
                 at = pattern.search(text.joined, text.starts[number]) if number < len(text.starts) else None
             continue
@@ -683,9 +693,9 @@ _WARM_UP_NAMES = ("warm-up.py", "warm-up.yaml", "warm-up.ini", "warm-up.js", "wa
 
 
 def prepare() -> None:
-    """Load detect-secrets and what a first scan compiles (its plugins, their regexes and Tandem's sieves of them,
-    its filters and transformers) by scanning a few lines in this process: a server's warm-up, here and in each
-    worker process."""
+    """Load detect-secrets and what a first scan compiles (its plugins' and filters' modules, their regexes and
+    what Tandem reads from them) by scanning a few lines in this process: a server's warm-up, here and in each
+    worker process. (The plugins themselves are made again under each scan's settings.)"""
     with _in_process, configured(None, "detect-secrets' defaults"):
         for name in _WARM_UP_NAMES:
             for _secret in scan_file(name, _WARM_UP_TEXT, every_text=True):

@@ -11,6 +11,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -61,8 +62,12 @@ def _discard(pool: ProcessPoolExecutor) -> None:
 
 
 def _set_up(setups: tuple[Callable[[], None], ...]) -> None:
-    """A worker process's start: it ends when the process that started it ends, however that ends (a server
-    killed has no chance to stop its pool, and a worker waits on its work queue forever); then the setups."""
+    """A worker process's start: its standard output is its standard error (it inherited the server's, which on
+    stdio is the JSON-RPC stream: nothing a worker prints may reach it); it ends when the process that started it
+    ends, however that ends (a server killed has no chance to stop its pool, and a worker waits on its work queue
+    forever); then the setups."""
+    sys.stdout.flush()
+    os.dup2(2, 1)
     parent = multiprocessing.parent_process()
     if parent is not None:
 
