@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tandem import __version__
+from tests.live_processes import GROUP, live
 
 
 def tandem(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -77,17 +78,7 @@ def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> No
 
 
 def _in_group(group: int) -> list[int]:
-    """The live processes of process group ``group`` (zombies are gone already)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == group and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
+    return live(GROUP, group)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")

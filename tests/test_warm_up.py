@@ -21,6 +21,7 @@ from tandem.config import Settings
 from tandem.core import Registry, Toolset, worker_processes
 from tandem.toolsets.context.toolset import WARM_WORKERS
 from tests.exact_tokens import tiktoken_count
+from tests.live_processes import PARENT, live
 
 INIT = {
     "jsonrpc": "2.0",
@@ -30,24 +31,10 @@ INIT = {
 }
 
 
-def _children(pid: int) -> list[int]:
-    """The live processes whose parent is ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 def _workers(pid: int) -> list[int]:
     """``pid``'s worker processes (multiprocessing's resource tracker is a child too, and not one)."""
     out = []
-    for child in _children(pid):
+    for child in live(PARENT, pid):
         try:
             command = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
