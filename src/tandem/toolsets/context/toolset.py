@@ -52,7 +52,7 @@ WARM_WORKERS = 2
 
 @toolset.warm_up
 def _warm_up(settings: Settings) -> None:
-    """A server's first pack costs what a later one does: worker processes started with detect-secrets loaded
+    """What a server's first pack would otherwise start itself: worker processes with detect-secrets loaded
     (they scan the files), and here detect-secrets and the default encoding's encoder."""
     worker_processes.prepare_with(secret_engine.prepare)
     worker_processes.start(WARM_WORKERS)
