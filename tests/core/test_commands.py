@@ -118,19 +118,21 @@ async def test_stdin_is_closed_unless_given(runner: CommandRunner) -> None:
 async def test_timeout_kills_the_whole_group_including_grandchildren(tmp_path: Path) -> None:
     runner = CommandRunner(tmp_path, CommandPolicy(shell=True))
     started = time.monotonic()
-    result = await runner.run_shell_checked("sleep 60 & sleep 60 & echo started; wait", timeout_s=1)
+    result = await runner.run_shell_checked(
+        "sleep 60 & echo $! >> pids; sleep 60 & echo $! >> pids; echo started; wait", timeout_s=1
+    )
     assert result.timed_out and result.stdout == "started\n"
     assert time.monotonic() - started < 8
-    await _gone(runner, "sleep 60")
+    await _gone(tmp_path / "pids")
 
 
 async def test_a_grandchild_holding_the_pipe_does_not_hang_the_call(tmp_path: Path) -> None:
     runner = CommandRunner(tmp_path, CommandPolicy(shell=True))
     started = time.monotonic()
-    result = await runner.run_shell_checked("(sleep 30 &) ; echo done", timeout_s=20)
+    result = await runner.run_shell_checked("(sleep 30 & echo $! > pids) ; echo done", timeout_s=20)
     assert result.ok and result.stdout == "done\n"
     assert time.monotonic() - started < 5
-    await _gone(runner, "sleep 30")  # the leftover in the command's group is killed, not left running
+    await _gone(tmp_path / "pids")  # the leftover in the command's group is killed, not left running
 
 
 async def test_output_is_capped_head_and_tail(tmp_path: Path) -> None:
@@ -153,8 +155,8 @@ async def test_an_output_flood_is_stopped(tmp_path: Path) -> None:
 async def test_cancellation_kills_the_command(tmp_path: Path) -> None:
     runner = CommandRunner(tmp_path, CommandPolicy(shell=True))
     with anyio.move_on_after(1):
-        await runner.run_shell_checked("sleep 45; echo never", timeout_s=60)
-    await _gone(runner, "sleep 45")
+        await runner.run_shell_checked("echo $$ > pids; exec sleep 45", timeout_s=60)
+    await _gone(tmp_path / "pids")
 
 
 async def test_output_streams_to_the_callback(runner: CommandRunner) -> None:
@@ -177,10 +179,22 @@ async def test_resource_limits_apply(tmp_path: Path) -> None:
     assert not spin.timed_out and spin.exit_code is not None and spin.exit_code < 0
 
 
-async def _gone(runner: CommandRunner, pattern: str) -> None:
-    """Signals are delivered asynchronously: allow the killed processes a moment to die, then insist."""
+async def _gone(listed: Path) -> None:
+    """The processes whose pids the command wrote to ``listed`` are gone (or zombies: killed, not yet reaped).
+    Signals are delivered asynchronously: allow them a moment to die, then insist. Only these processes count,
+    not whatever else on the machine runs a command like theirs."""
+    pids = [int(line) for line in listed.read_text().split()]
+    assert pids
+
+    def running(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            return state != "Z" and b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
     for _ in range(50):
-        if not (await runner.run(["pgrep", "-f", pattern])).stdout:
+        if not any(running(pid) for pid in pids):
             return
         await anyio.sleep(0.1)
-    pytest.fail(f"processes matching {pattern!r} outlived the command by 5 s")
+    pytest.fail(f"processes {[pid for pid in pids if running(pid)]} outlived the command by 5 s")
