@@ -228,16 +228,26 @@ class _Literals(NamedTuple):
 
 
 @functools.cache
+def _parsed(pattern: re.Pattern[str]) -> Any | None:
+    """``pattern``'s parse tree (the ``re`` module's own), which the sieve reads; ``None`` if it cannot be parsed
+    again."""
+    from re import _parser
+
+    try:
+        return _parser.parse(pattern.pattern, pattern.flags)
+    except re.error:
+        return None
+
+
+@functools.cache
 def _literals(pattern: re.Pattern[str]) -> _Literals | None:
     """What every match of ``pattern`` contains; ``None`` when nothing is known (then every line is searched).
     Under ``IGNORECASE`` only ASCII letters are compared lowered (lines with other characters are always
     searched), so a literal keeps its longest ASCII stretch."""
     from re import _constants as sre
-    from re import _parser
 
-    try:
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
-    except re.error:
+    parsed = _parsed(pattern)
+    if parsed is None:
         return None
     ignore_case = bool(parsed.state.flags & re.IGNORECASE) or _adds_ignorecase(parsed.data, sre)
     options: set[frozenset[str]] = set()
@@ -261,13 +271,9 @@ def _line_local(pattern: re.Pattern[str]) -> bool:
     ``^``, ``$``, ``\\A`` or ``\\Z`` (its word boundaries and lookarounds see a neighbouring line's newline as they
     would see the line's end: something that is not a word character and that none of its pieces can match)."""
     from re import _constants as sre
-    from re import _parser
 
-    try:
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
-    except re.error:
-        return False
-    return _never_newline(parsed.data, bool(parsed.state.flags & re.DOTALL), sre)
+    parsed = _parsed(pattern)
+    return parsed is not None and _never_newline(parsed.data, bool(parsed.state.flags & re.DOTALL), sre)
 
 
 @functools.cache
@@ -278,14 +284,10 @@ def _searched_whole(pattern: re.Pattern[str]) -> bool:
     fixed characters). Both ways find the same lines; this only picks the cheaper (measured on Tandem's own
     repository, bench/pack.py)."""
     from re import _constants as sre
-    from re import _parser
 
     if pattern.flags & re.IGNORECASE or not _line_local(pattern):
         return False
-    try:
-        items = _parser.parse(pattern.pattern, pattern.flags).data
-    except re.error:
-        return False
+    items = _parsed(pattern).data  # it parsed: it is line-local
     firsts = _first_characters(items, sre)
     if firsts and not any(char.islower() or char.isdigit() or char.isspace() for char in firsts):
         return True
