@@ -243,10 +243,13 @@ def test_a_directory_an_older_tandem_made_open_is_made_private(cache_home: Path)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     (directory / "vocabulary").unlink(missing_ok=True)
     directory.chmod(0o755)
-    from tandem.core import tokens
-
-    tokens._store(directory / "vocabulary", b"payload")  # the vocabulary cache makes it private too
+    result_cache.write_checked(directory / "vocabulary", b"payload")  # the vocabulary cache makes it private too
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert result_cache.read_checked(directory / "vocabulary") == b"payload"
+    stored = (directory / "vocabulary").read_bytes()
+    (directory / "vocabulary").write_bytes(stored[:-1] + b"X")  # damaged: read as absent, never as other bytes
+    assert result_cache.read_checked(directory / "vocabulary") is None
+    assert result_cache.read_checked(directory / "absent") is None
 
 
 def test_a_value_it_cannot_store_loses_nothing(tmp_path: Path) -> None:

@@ -11,14 +11,19 @@ the user's own (a directory only they can read, beside the parsed vocabulary), n
 cannot ship entries that would lie about its files. Every failure is a miss: a store that cannot be opened, read or
 written (a read-only home, a full disk, a damaged file) makes a cache that remembers nothing, and a damaged file is
 replaced by an empty one. ``TANDEM_RESULT_CACHE=off`` turns it off.
+
+Beside it, files of what is only slow to build (``write_checked`` / ``read_checked``: the parsed vocabulary, the
+secret scan's compiled regex sets), each checked against its digest when read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -49,6 +54,29 @@ def private_dir(path: Path | None = None) -> Path:
     with contextlib.suppress(OSError):  # not ours to change: it is used as it is
         os.chmod(path, 0o700)
     return path
+
+
+def write_checked(path: Path, payload: bytes) -> None:
+    """Keep ``payload`` in ``path`` (in the cache directory) behind its sha256, written atomically; a cache that
+    cannot be written (a read-only home) is simply not kept."""
+    try:
+        private_dir(path.parent)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as handle:
+            handle.write(hashlib.sha256(payload).hexdigest().encode() + payload)
+        os.replace(handle.name, path)
+    except OSError:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(handle.name)
+
+
+def read_checked(path: Path) -> bytes | None:
+    """What ``write_checked`` kept in ``path``; ``None`` when there is none or it is damaged."""
+    try:
+        stored = path.read_bytes()
+    except OSError:
+        return None
+    digest, payload = stored[:64], stored[64:]
+    return payload if hashlib.sha256(payload).hexdigest().encode() == digest else None
 
 
 def enabled() -> bool:

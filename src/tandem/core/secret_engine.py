@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tandem.core import result_cache, text_files, worker_processes
+from tandem.core import regex_sets, result_cache, text_files, worker_processes
 from tandem.core.context import CallContext
 from tandem.core.errors import ToolError
 from tandem.core.workspace_path import open_in_workspace
@@ -118,6 +118,8 @@ def configured(config: Config | None, source: str) -> Iterator[None]:
     stack.callback(plugin_classes.cache_clear)
     _sieves.clear()
     stack.callback(_sieves.clear)
+    _sets.clear()
+    stack.callback(_sets.clear)
     try:
         stack.enter_context(default_settings() if config is None else transient_settings(config))
         get_plugins()
@@ -428,6 +430,29 @@ without ``configured`` (detect-secrets' own ``default_settings``) make a new lis
 taken by the next one, so an entry serves only the very list it was made for."""
 
 
+_sets: dict[int, tuple[list[Any], Any, dict[re.Pattern[str], int]]] = {}
+"""The regex set (``tandem.core.regex_sets``) of every pattern the plugins' sieves search with, whatever the file
+type, by the id of detect-secrets' list of plugins (held, as in ``_sieves``); with each pattern's index in it."""
+
+
+def _regex_set() -> tuple[Any, dict[re.Pattern[str], int]]:
+    """The regex set of the plugins in force (``None`` without Hyperscan), and each pattern's index in it."""
+    from detect_secrets.settings import get_plugins
+    from detect_secrets.util.filetype import FileType
+
+    plugins = get_plugins()
+    entry = _sets.get(id(plugins))
+    if entry is None or entry[0] is not plugins:
+        patterns: dict[re.Pattern[str], int] = {}
+        for file_type in FileType:
+            for plugin in plugins:
+                sieve = _sieve(plugin, file_type)
+                for pattern in sieve.patterns or () if not sieve.entropy else ():
+                    patterns.setdefault(pattern, len(patterns))
+        entry = _sets[id(plugins)] = (plugins, regex_sets.regex_set(tuple(patterns)), patterns)
+    return entry[1], entry[2]
+
+
 def _sieves_for(filename: str) -> list[_Sieve]:
     from detect_secrets.settings import get_plugins
     from detect_secrets.util.filetype import determine_file_type
@@ -490,13 +515,39 @@ class _Text:
     """``containing``'s lines by literals: a plugin's regexes (the keyword detector's five) often share them."""
     held: dict[_Literals, set[int]] = field(default_factory=dict)
     """``holding``'s lines by literals."""
+    regexes: Any = None
+    """The regex set of the plugins' patterns (``None`` without one), and each pattern's index in it."""
+    indices: dict[re.Pattern[str], int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, lines: list[str]) -> _Text:
+    def of(cls, lines: list[str], regexes: Any = None, indices: dict[re.Pattern[str], int] | None = None) -> _Text:
         stripped = [line.rstrip() for line in lines]
         joined = "\n".join(stripped)
         starts = list(itertools.accumulate((len(line) + 1 for line in stripped[:-1]), initial=0))
-        return cls(stripped, joined, starts, joined.lower() if joined.isascii() else None)
+        lowered = joined.lower() if joined.isascii() else None
+        return cls(stripped, joined, starts, lowered, regexes=regexes, indices=indices or {})
+
+    @functools.cached_property
+    def _possible(self) -> set[int]:
+        return self.regexes.possible(self.joined.encode("utf-8", "surrogatepass"))
+
+    def ruled_out(self, pattern: re.Pattern[str]) -> bool:
+        """Whether the regex set shows that ``pattern`` matches no line of this text that is all ASCII (the
+        others: ``non_ascii``)."""
+        index = self.indices.get(pattern)
+        return self.regexes is not None and index is not None and self.one_per_line and index not in self._possible
+
+    @functools.cached_property
+    def one_per_line(self) -> bool:
+        """Whether ``joined`` holds each line as one (no line holds a newline of its own: a transformer's could)."""
+        return self.joined.count("\n") == len(self.lines) - 1
+
+    @functools.cached_property
+    def non_ascii(self) -> list[int]:
+        """The numbers of the lines that are not all ASCII."""
+        if self.lowered is not None:
+            return []
+        return [number for number, line in enumerate(self.lines, start=1) if not line.isascii()]
 
     @functools.cached_property
     def lowered_lines(self) -> list[str | None]:
@@ -561,6 +612,9 @@ def _lines_for(sieve: _Sieve, text: _Text) -> set[int]:
                 if _over_limit(sieve.plugin, match.group(2)):
                     chosen.add(text.line_of(match.start()))
             continue
+        if text.ruled_out(pattern):
+            chosen.update(number for number in text.non_ascii if pattern.search(text.lines[number - 1]))
+            continue
         if _searched_whole(pattern):
             # No match spans lines: a match found in the whole text is on its line, and the search goes on
             # from the next line.
@@ -583,7 +637,7 @@ def _scan_lines(lines: list[str], filename: str) -> Iterator[Any]:
     from detect_secrets.core.scan import _is_filtered_out, _scan_line
     from detect_secrets.util.code_snippet import get_code_snippet
 
-    text = _Text.of(lines)
+    text = _Text.of(lines, *_regex_set())
     wanted: dict[int, list[Any]] = {}
     for sieve in _sieves_for(filename):
         for number in _lines_for(sieve, text):

@@ -30,7 +30,6 @@ import importlib.util
 import marshal
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -90,33 +89,18 @@ def _load_bundled_bpe(url: str, expected_hash: str | None = None) -> dict[bytes,
     once, then read from the cache (a file named by the sha256 of the bundled file, checked when read)."""
     packed = _bundled(url).read_bytes()
     cached = result_cache.cache_dir() / f"{url.rsplit('/', 1)[-1]}-{hashlib.sha256(packed).hexdigest()[:32]}.marshal"
-    try:
-        stored = cached.read_bytes()
-        digest, payload = stored[:64], stored[64:]
-        if hashlib.sha256(payload).hexdigest().encode() == digest:
-            ranks = marshal.loads(payload)
+    stored = result_cache.read_checked(cached)
+    if stored is not None:
+        with contextlib.suppress(ValueError, EOFError, TypeError):  # a damaged cache: parse the bundled file again
+            ranks = marshal.loads(stored)
             if isinstance(ranks, dict):
                 return ranks
-    except (OSError, ValueError, EOFError, TypeError):
-        pass  # no cache yet, or a damaged one: parse the bundled file again
     data = gzip.decompress(packed)
     if expected_hash is not None and hashlib.sha256(data).hexdigest() != expected_hash:
         raise VocabularyError(f"the bundled copy of {url} does not have the sha256 tiktoken expects")
     ranks = _parse(data)
-    _store(cached, marshal.dumps(ranks))
+    result_cache.write_checked(cached, marshal.dumps(ranks))
     return ranks
-
-
-def _store(path: Path, payload: bytes) -> None:
-    """Write the cache atomically; a cache that cannot be written (a read-only home) is simply not kept."""
-    try:
-        result_cache.private_dir()
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as handle:
-            handle.write(hashlib.sha256(payload).hexdigest().encode() + payload)
-        os.replace(handle.name, path)
-    except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(handle.name)
 
 
 @functools.cache

@@ -1,0 +1,319 @@
+"""Which of many regexes can match somewhere in a text, found in one pass over it: the secret scan's first sieve.
+
+Python's ``re`` searches a text once per regex; Hyperscan searches for a whole set at once, at the speed of
+reading the text. Hyperscan has no lookarounds or backreferences, so each regex is first *relaxed* into one it can
+compile whose matches cover the original's on any line of ASCII text:
+
+- every character (a literal, a class, ``.``, ``\\w``) becomes the set of ASCII characters other than the newline
+  it matches, asked of Python's own ``re`` with the flags in force there (case-insensitivity, ``(?a)``, ``(?s)``
+  included), so that no relaxed match spans lines;
+- lookarounds and word boundaries are dropped (a condition less, more matches), as are atomic groups and
+  possessive repeats (they become plain ones);
+- a backreference becomes what its group can match; a conditional, either of its branches;
+- ``^``, ``$``, ``\\A`` and ``\\Z`` match at every line's start and end, repeats over 1000 have no upper bound.
+
+So when a text's lines are joined by newlines (and hold none themselves), a regex that matches one of them has a
+relaxed form that matches the text: where the relaxed form matches nowhere, the text needs no searching for it.
+Lines with other than ASCII characters are the caller's to search (there the ASCII sets say nothing). A regex that
+cannot be relaxed, or that Hyperscan rejects, is always reported possible.
+
+Databases are compiled once per set of regexes and kept in the user's cache directory (``~/.cache/tandem``),
+which a later process loads in a fraction of a millisecond. Without Hyperscan (a platform it has no wheel for),
+``regex_set`` returns ``None`` and callers search as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from tandem.core import result_cache
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+"""Part of every cached database's name: raised when relaxing or compiling changes."""
+MAX_REPEAT = 1000
+_ASCII = [chr(code) for code in range(128) if code != 10]
+"""What a line of ASCII text can hold: every ASCII character but the newline that ends it."""
+
+
+class _Unrelaxable(Exception):
+    """A regex holds something ``relaxed`` does not know."""
+
+
+def _sre() -> Any:
+    from re import _constants
+
+    return _constants
+
+
+def _characters(op: Any, value: Any, flags: int) -> frozenset[int]:
+    """The ASCII characters the one-character element ``(op, value)`` matches under ``flags``: Python's ``re``
+    compiles the element alone and is asked about each."""
+    from re import _compiler, _parser
+
+    element = _parser.SubPattern(_parser.State())
+    element.state.flags = flags
+    element.append((op, value))
+    compiled = _compiler.compile(element, flags)
+    return frozenset(ord(char) for char in _ASCII if compiled.fullmatch(char))
+
+
+def _class(codes: frozenset[int]) -> str | None:
+    """A Hyperscan class of exactly ``codes`` (ranges written ``\\xNN-\\xNN``); ``None`` for none."""
+    if not codes:
+        return None
+    ordered = sorted(codes)
+    runs: list[list[int]] = []
+    for code in ordered:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    parts = [f"\\x{a:02x}" if a == b else f"\\x{a:02x}-\\x{b:02x}" for a, b in runs]
+    return parts[0] if len(parts) == 1 and runs[0][0] == runs[0][1] else "[" + "".join(parts) + "]"
+
+
+def relaxed(pattern: re.Pattern[str]) -> str | None:
+    """``pattern`` relaxed for Hyperscan (see the module's doc), to compile with its multi-line flag; ``None``
+    when it matches no line of ASCII text (a literal ``ñ`` in every branch); raises ``ValueError`` when it cannot
+    be relaxed."""
+    from re import _parser
+
+    sre = _sre()
+    try:
+        parsed = _parser.parse(pattern.pattern, pattern.flags)
+    except re.error as exc:
+        raise ValueError(f"cannot parse {pattern.pattern!r}: {exc}") from None
+    groups: dict[int, tuple[Any, int]] = {}
+    """Each group's parsed body, with the flags its body is read under."""
+
+    def collect(items: Any, flags: int) -> None:
+        for op, value in items:
+            if op is sre.SUBPATTERN:
+                group, add, remove, body = value
+                inner = (flags | add) & ~remove
+                if group is not None:
+                    groups[group] = (body, inner)
+                collect(body, inner)
+            else:
+                for part in _parts(op, value, sre):
+                    collect(part, flags)
+
+    def emit(items: Any, flags: int, depth: int) -> str | None:
+        """The relaxed form of ``items``; ``None`` when they match no ASCII text at all."""
+        if depth > 50:
+            raise _Unrelaxable("nested too deeply")
+        out: list[str | None] = []
+        for op, value in items:
+            if op in (sre.LITERAL, sre.NOT_LITERAL, sre.IN, sre.ANY):
+                out.append(_class(_characters(op, value, flags)))
+            elif op is sre.AT:
+                if value in (sre.AT_BEGINNING, sre.AT_BEGINNING_STRING, sre.AT_BEGINNING_LINE):
+                    out.append("^")
+                elif value in (sre.AT_END, sre.AT_END_STRING, sre.AT_END_LINE):
+                    out.append("$")
+                # \b and \B: dropped
+            elif op is sre.SUBPATTERN:
+                _group, add, remove, body = value
+                out.append(_grouped(emit(body, (flags | add) & ~remove, depth + 1)))
+            elif op is sre.BRANCH:
+                out.append(_either([emit(branch, flags, depth + 1) for branch in value[1]]))
+            elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+                low, high, body = value
+                inner = emit(body, flags, depth + 1)
+                if not inner:  # nothing (then none of it, if it may), or only what is dropped
+                    out.append(None if inner is None and low > 0 else "")
+                    continue
+                bound = "" if high is sre.MAXREPEAT or high > MAX_REPEAT else str(high)
+                out.append(f"(?:{inner}){{{min(low, MAX_REPEAT)},{bound}}}")
+            elif op is sre.ATOMIC_GROUP:
+                out.append(_grouped(emit(value, flags, depth + 1)))
+            elif op in (sre.ASSERT, sre.ASSERT_NOT):
+                continue
+            elif op is sre.GROUPREF:
+                body, inner_flags = groups[value]
+                # What the group took, compared as the reference compares it.
+                out.append(_grouped(emit(body, inner_flags | (flags & re.IGNORECASE), depth + 1)))
+            elif op is sre.GROUPREF_EXISTS:
+                _group, yes, no = value
+                out.append(_either([emit(yes, flags, depth + 1), emit(no, flags, depth + 1) if no is not None else ""]))
+            else:
+                raise _Unrelaxable(f"no relaxed form for {op}")
+            if None in out:
+                return None
+        return "".join(part for part in out if part is not None)
+
+    try:
+        collect(parsed.data, parsed.state.flags)
+        return emit(parsed.data, parsed.state.flags, 0)
+    except (_Unrelaxable, KeyError, re.error, RecursionError) as exc:
+        raise ValueError(f"cannot relax {pattern.pattern!r}: {exc}") from None
+
+
+def _grouped(inner: str | None) -> str | None:
+    return None if inner is None else f"(?:{inner})"
+
+
+def _either(branches: list[str | None]) -> str | None:
+    """Alternatives, those that match nothing left out."""
+    kept = [branch for branch in branches if branch is not None]
+    return "(?:" + "|".join(kept) + ")" if kept else None
+
+
+def _parts(op: Any, value: Any, sre: Any) -> list[Any]:
+    """The parsed sub-sequences inside one element (of a branch, repeat, lookaround...)."""
+    if op is sre.BRANCH:
+        return list(value[1])
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+        return [value[2]]
+    if op is sre.ATOMIC_GROUP:
+        return [value]
+    if op in (sre.ASSERT, sre.ASSERT_NOT):
+        return [value[1]]
+    if op is sre.GROUPREF_EXISTS:
+        return [part for part in value[1:] if part is not None]
+    return []
+
+
+class RegexSet:
+    """A Hyperscan database of ``patterns`` relaxed. ``possible(data)``: the indices of those that may match a
+    line of ASCII text in ``data`` (UTF-8, lines joined by newlines), every one Hyperscan could not take included,
+    those that ``never`` can left out."""
+
+    def __init__(
+        self, patterns: Sequence[re.Pattern[str]], database: Any, compiled: dict[int, int], never: frozenset[int]
+    ) -> None:
+        self.patterns = tuple(patterns)
+        self._database = database
+        self._ids = compiled
+        """Hyperscan expression id -> index in ``patterns``."""
+        self.never = never
+        """The patterns that match no line of ASCII text."""
+        self.always = frozenset(range(len(self.patterns))) - frozenset(compiled.values()) - never
+        self._local = threading.local()
+
+    def possible(self, data: bytes) -> set[int]:
+        if self._database is None or not data:  # Hyperscan finds nothing in an empty text, not even ""
+            return set(range(len(self.patterns))) - self.never
+        import hyperscan
+
+        found = set(self.always)
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            # A scan needs scratch space of its own: one per thread.
+            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+        ids = self._ids
+
+        def matched(expression: int, _start: int, _end: int, _flags: int, _context: Any) -> None:
+            found.add(ids[expression])
+
+        self._database.scan(data, match_event_handler=matched, scratch=scratch)
+        return found
+
+
+def available() -> bool:
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_building = threading.Lock()
+
+
+@functools.lru_cache(maxsize=32)
+def regex_set(patterns: tuple[re.Pattern[str], ...]) -> RegexSet | None:
+    """The set of ``patterns`` (made once per process, its database compiled once per machine); ``None`` without
+    Hyperscan."""
+    if not available():
+        return None
+    import hyperscan
+
+    version = getattr(hyperscan, "__version__", "?")
+    described = [(pattern.pattern, pattern.flags) for pattern in patterns]
+    # What the relaxed forms depend on: the patterns, how Python's re reads them, and this module.
+    key = hashlib.sha256(repr((FORMAT, version, sys.version_info[:2], described)).encode()).hexdigest()[:32]
+    cached = result_cache.cache_dir() / f"regex-set-{key}.hyperscan"
+    with _building:
+        stored = result_cache.read_checked(cached)
+        if stored is not None:
+            try:
+                size = int.from_bytes(stored[:4], "big")
+                held = json.loads(stored[4 : 4 + size])
+                compiled, never = _indices(held["compiled"], patterns), _indices(held["never"], patterns)
+                loaded = hyperscan.loadb(stored[4 + size :], hyperscan.HS_MODE_BLOCK)
+                return RegexSet(patterns, loaded, {index: index for index in compiled}, frozenset(never))
+            except (hyperscan.error, ValueError, TypeError, KeyError):
+                pass  # made by another Hyperscan, or damaged: compile again
+        forms: dict[int, bytes] = {}
+        never: set[int] = set()
+        for index, pattern in enumerate(patterns):
+            try:
+                form = relaxed(pattern)
+            except ValueError as exc:
+                logger.debug("searched without Hyperscan: %s", exc)
+                continue
+            if form is None:
+                never.add(index)
+            else:
+                forms[index] = form.encode("ascii")
+        database, ids = _compile(forms)
+        if database is not None:
+            listed = json.dumps({"compiled": sorted(ids), "never": sorted(never)}).encode()
+            result_cache.write_checked(cached, len(listed).to_bytes(4, "big") + listed + hyperscan.dumpb(database))
+        return RegexSet(patterns, database, ids, frozenset(never))
+
+
+def _indices(listed: Any, patterns: Sequence[Any]) -> list[int]:
+    if not isinstance(listed, list) or not all(isinstance(i, int) and 0 <= i < len(patterns) for i in listed):
+        raise ValueError("not a list of the patterns' indices")
+    return listed
+
+
+def _compile(forms: dict[int, bytes]) -> tuple[Any, dict[int, int]]:
+    """A database of ``forms`` (index -> relaxed pattern), leaving out any Hyperscan rejects; and the indices it
+    holds."""
+    import hyperscan
+
+    flags = hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
+    chosen = dict(forms)
+    while chosen:
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        try:
+            database.compile(
+                expressions=list(chosen.values()),
+                ids=list(chosen),
+                elements=len(chosen),
+                flags=[flags] * len(chosen),
+            )
+        except hyperscan.error:
+            # Find the ones it rejects (rare: a relaxed form too large), and compile the rest.
+            rejected = [index for index, form in chosen.items() if not _compiles(form, flags)]
+            if not rejected:
+                return None, {}
+            for index in rejected:
+                logger.debug("searched without Hyperscan: %r", forms[index])
+                del chosen[index]
+            continue
+        return database, {index: index for index in chosen}
+    return None, {}
+
+
+def _compiles(form: bytes, flags: int) -> bool:
+    import hyperscan
+
+    try:
+        hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK).compile(expressions=[form], flags=[flags])
+    except hyperscan.error:
+        return False
+    return True
