@@ -310,3 +310,43 @@ def test_worker_tasks_share_the_bytes_and_keep_every_file_in_order() -> None:
     assert all(weight <= limit for i, weight in enumerate(weights) if i != big)
     small = secret_engine._batches(files[:300], sizes[:300])  # 30 kB: a few tasks per worker, not one per file
     assert 1 <= len(small) <= worker_processes.worker_count() * secret_engine.TASKS_PER_WORKER + 1
+
+
+def test_high_entropy_lines_are_those_with_a_quoted_string_over_the_limit() -> None:
+    """The high-entropy sieve first finds lines holding a quoted string long enough to be over the limit, then
+    checks those: lines of quoted strings at and around the shortest length that can count, several to a line,
+    sharing quotes (``"ab"CD…"``), must come out as checking every quoted string of every line does."""
+    import math
+    import random
+
+    from detect_secrets.settings import default_settings, get_plugins
+
+    from tandem.core import secret_engine
+
+    rng = random.Random("entropy")
+    over = 0
+    with default_settings():
+        plugins = [p for p in get_plugins() if hasattr(p, "entropy_limit")]
+    assert len(plugins) == 2
+    for plugin in plugins:
+        assert secret_engine._long_enough(plugin.regex, plugin.charset, plugin.entropy_limit) is not None
+        shortest = next(n for n in range(1, 200) if math.log2(n) > plugin.entropy_limit)  # 23 and 9
+        charset = plugin.charset.replace("\\", "")
+        for _ in range(300):
+            parts = []
+            for _ in range(rng.randint(1, 4)):
+                quote = rng.choice("'\"")
+                value = "".join(
+                    rng.choice(charset) for _ in range(rng.choice([1, 5, shortest - 1, shortest, shortest + 3, 40]))
+                )
+                parts.append(rng.choice(["", " ", "=", quote]) + quote + value + quote)
+            lines = ["".join(parts), "x = 1", "".join(reversed(parts))]
+            text = secret_engine._Text.of(lines)
+            expected = {
+                number
+                for number, line in enumerate(text.lines, start=1)
+                if any(secret_engine._over_limit(plugin, m[2]) for m in plugin.regex.finditer(line))
+            }
+            assert secret_engine._entropy_lines(plugin, plugin.regex, text) == expected, lines
+            over += len(expected)
+    assert over > 100  # lines over the limit were made, not only lines under it

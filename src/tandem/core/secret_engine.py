@@ -437,6 +437,7 @@ type, by the id of detect-secrets' list of plugins (held, as in ``_sieves``); wi
 
 def _regex_set() -> tuple[Any, dict[re.Pattern[str], int]]:
     """The regex set of the plugins in force (``None`` without Hyperscan), and each pattern's index in it."""
+    from detect_secrets.plugins.keyword import KeywordDetector
     from detect_secrets.settings import get_plugins
     from detect_secrets.util.filetype import FileType
 
@@ -444,8 +445,9 @@ def _regex_set() -> tuple[Any, dict[re.Pattern[str], int]]:
     entry = _sets.get(id(plugins))
     if entry is None or entry[0] is not plugins:
         patterns: dict[re.Pattern[str], int] = {}
-        for file_type in FileType:
-            for plugin in plugins:
+        for plugin in plugins:
+            # Only the keyword detector's regexes depend on the file's type (see _sieve).
+            for file_type in FileType if type(plugin) is KeywordDetector else (FileType.OTHER,):
                 sieve = _sieve(plugin, file_type)
                 for pattern in sieve.patterns or () if not sieve.entropy else ():
                     patterns.setdefault(pattern, len(patterns))
@@ -508,9 +510,7 @@ class _Text:
 
     lines: list[str]
     joined: str
-    starts: list[int]
-    lowered: str | None
-    """``joined`` in lower case when it is all ASCII (lowering then keeps every offset)."""
+    ascii: bool
     found: dict[tuple[frozenset[str], bool], set[int]] = field(default_factory=dict)
     """``containing``'s lines by literals: a plugin's regexes (the keyword detector's five) often share them."""
     held: dict[_Literals, set[int]] = field(default_factory=dict)
@@ -523,9 +523,17 @@ class _Text:
     def of(cls, lines: list[str], regexes: Any = None, indices: dict[re.Pattern[str], int] | None = None) -> _Text:
         stripped = [line.rstrip() for line in lines]
         joined = "\n".join(stripped)
-        starts = list(itertools.accumulate((len(line) + 1 for line in stripped[:-1]), initial=0))
-        lowered = joined.lower() if joined.isascii() else None
-        return cls(stripped, joined, starts, lowered, regexes=regexes, indices=indices or {})
+        return cls(stripped, joined, joined.isascii(), regexes=regexes, indices=indices or {})
+
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        """Where each line starts in ``joined``."""
+        return list(itertools.accumulate((len(line) + 1 for line in self.lines[:-1]), initial=0))
+
+    @functools.cached_property
+    def lowered(self) -> str | None:
+        """``joined`` in lower case when it is all ASCII (lowering then keeps every offset)."""
+        return self.joined.lower() if self.ascii else None
 
     @functools.cached_property
     def _possible(self) -> set[int]:
@@ -545,7 +553,7 @@ class _Text:
     @functools.cached_property
     def non_ascii(self) -> list[int]:
         """The numbers of the lines that are not all ASCII."""
-        if self.lowered is not None:
+        if self.ascii:
             return []
         return [number for number, line in enumerate(self.lines, start=1) if not line.isascii()]
 
@@ -583,7 +591,7 @@ class _Text:
         return known
 
     def _containing(self, literals: frozenset[str], ignore_case: bool) -> Iterator[int]:
-        if ignore_case and self.lowered is None:
+        if ignore_case and not self.ascii:
             for number, line in enumerate(self.lowered_lines, start=1):
                 if line is None or any(literal in line for literal in literals):
                     yield number
@@ -598,6 +606,38 @@ class _Text:
                 at = text.find(literal, self.starts[number]) if number < len(self.starts) else -1
 
 
+def _entropy_lines(plugin: Any, pattern: re.Pattern[str], text: _Text) -> set[int]:
+    """The lines on which a high-entropy plugin's ``pattern`` (its quoted strings) finds one over its limit, as
+    its analyze_line checks each. A quoted string never spans lines (its characters exclude newlines), so the
+    file's matches are the lines' matches. Only a string long enough can be over the limit: the lines holding a
+    quoted string that long are found first (a line with a string over the limit holds one: the search for long
+    ones can only pass it over by taking another long one on the same line), then only those are checked."""
+    long = _long_enough(pattern, plugin.charset, plugin.entropy_limit)
+    if long is None:
+        return {text.line_of(match.start()) for match in pattern.finditer(text.joined) if _over_limit(plugin, match[2])}
+    chosen: set[int] = set()
+    for found in long.finditer(text.joined):
+        number = text.line_of(found.start())
+        if number not in chosen and any(
+            _over_limit(plugin, match[2]) for match in pattern.finditer(text.lines[number - 1])
+        ):
+            chosen.add(number)
+    return chosen
+
+
+@functools.cache
+def _long_enough(pattern: re.Pattern[str], charset: str, limit: float) -> re.Pattern[str] | None:
+    """``pattern`` matching only strings long enough to be over ``limit`` (``_over_limit``: log2 of the length over
+    it), when it is the quoted-string regex detect-secrets builds from ``charset``; ``None`` otherwise."""
+    quoted = "([\\'\"])([" + re.escape(charset)
+    if pattern.pattern != quoted + "]+)(\\1)" or pattern.flags != re.UNICODE:
+        return None
+    shortest = max(int(2**limit) - 1, 1)
+    while math.log2(shortest) <= limit:
+        shortest += 1
+    return re.compile(quoted + "]{" + str(shortest) + ",})(\\1)")
+
+
 def _lines_for(sieve: _Sieve, text: _Text) -> set[int]:
     """The line numbers (1-based) ``sieve``'s plugin can report on."""
     every = range(1, len(text.lines) + 1)
@@ -606,11 +646,7 @@ def _lines_for(sieve: _Sieve, text: _Text) -> set[int]:
     chosen: set[int] = set()
     for pattern in sieve.patterns:
         if sieve.entropy:
-            # A quoted string never spans lines (its characters exclude newlines), so the file's matches are the
-            # lines' matches, each checked against the limit as analyze_line checks it.
-            for match in pattern.finditer(text.joined):
-                if _over_limit(sieve.plugin, match.group(2)):
-                    chosen.add(text.line_of(match.start()))
+            chosen |= _entropy_lines(sieve.plugin, pattern, text)
             continue
         if text.ruled_out(pattern):
             chosen.update(number for number in text.non_ascii if pattern.search(text.lines[number - 1]))
@@ -965,19 +1001,33 @@ def _small_here(workspace: str, sizes: list[int]) -> bool:
     return sum(sizes) <= IN_PROCESS_BYTES and os.path.realpath(os.getcwd()) == os.path.realpath(workspace)
 
 
+_COST_PER_BYTE = {".yaml": 20, ".yml": 20, ".md": 3, ".rst": 3, ".txt": 3}
+"""What a byte of these files costs to scan against a byte of code, about (measured on Tandem's repository): YAML
+is parsed by detect-secrets' YAML transformer (pure Python), prose holds more keyword lines."""
+
+
 def _batches(files: list[str], sizes: list[int]) -> list[list[str]]:
-    """``files`` in worker tasks of about the same number of bytes: a few per worker process, none over
-    ``BATCH_BYTES`` unless one file is."""
-    target = min(BATCH_BYTES, max(sum(sizes) // (worker_processes.worker_count() * TASKS_PER_WORKER), MIN_BATCH_BYTES))
+    """``files`` in worker tasks, in order, each about a share of the bytes still left (a few tasks' worth per
+    worker process), so that tasks get smaller towards the end and the workers finish together even when some
+    files cost more per byte than others (YAML and INI files are parsed as well); none over ``BATCH_BYTES`` unless
+    one file is, none under ``MIN_BATCH_BYTES`` but the last. Bytes are weighed by ``_COST_PER_BYTE``."""
+    shares = worker_processes.worker_count() * TASKS_PER_WORKER
+    sizes = [
+        size * _COST_PER_BYTE.get(os.path.splitext(name)[1].lower(), 1) for name, size in zip(files, sizes, strict=True)
+    ]
+    left = sum(sizes)
     batches: list[list[str]] = []
     current: list[str] = []
     size = 0
+    target = min(BATCH_BYTES, max(left // shares, MIN_BATCH_BYTES))
     for name, bytes_ in zip(files, sizes, strict=True):
         current.append(name)
         size += bytes_
         if size >= target:
             batches.append(current)
+            left -= size
             current, size = [], 0
+            target = min(BATCH_BYTES, max(left // shares, MIN_BATCH_BYTES))
     if current:
         batches.append(current)
     return batches

@@ -223,11 +223,27 @@ def cuts_cleanly(before: str, after: str) -> bool:
     return before.endswith("\n") and bool(after) and not after[0].isspace() and after[0] != "/"
 
 
+def _cut(part: str) -> list[str]:
+    """``part`` cut after its first line and before its last, where the cuts are clean: a file's chunk of a pack
+    (its header line, the file, its closing line) becomes the file's own text, whose count is known, between two
+    short lines."""
+    pieces: list[str] = []
+    head = part.find("\n") + 1
+    if 0 < head < len(part) and cuts_cleanly(part[:head], part[head:]):
+        pieces.append(part[:head])
+        part = part[head:]
+    tail = part.rstrip("\n").rfind("\n") + 1
+    if 0 < tail < len(part) and cuts_cleanly(part[:tail], part[tail:]):
+        return [*pieces, part[:tail], part[tail:]]
+    return [*pieces, part]
+
+
 def count_joined(parts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCODING) -> int:
-    """``count_tokens("".join(parts))``, from counts of the parts (remembered and kept like any text's): parts
-    that meet where a piece could cross are counted together."""
+    """``count_tokens("".join(parts))``, from counts of the parts (remembered and kept like any text's), each
+    part cut after its first line and before its last where the cuts are clean: pieces that meet where a token
+    could cross are counted together."""
     groups: list[list[str]] = []
-    for part in parts:
+    for part in (piece for whole in parts for piece in _cut(whole)):
         if not part:
             continue
         if groups and not cuts_cleanly(groups[-1][-1], part):
