@@ -820,8 +820,6 @@ _FILTERS_READING_FILES = ("detect_secrets.filters.wordlist.", "detect_secrets.fi
 
 def _identity(config: Config | None, every_text: bool = False) -> bytes | None:
     """What a file's findings depend on besides its name and bytes; ``None`` when they cannot be cached."""
-    from importlib.metadata import version
-
     if config is not None:
         listed = [*config.get("plugins_used", []), *config.get("filters_used", [])]
         paths = [str(entry.get("path", "")) for entry in listed if isinstance(entry, dict)]
@@ -829,7 +827,14 @@ def _identity(config: Config | None, every_text: bool = False) -> bytes | None:
             return None
     settings = json.dumps(config, sort_keys=True, default=str) if config is not None else "defaults"
     scope = "every-text-file" if every_text else "as-detect-secrets"
-    return f"tandem-scan-{SCAN_VERSION}|detect-secrets-{version('detect-secrets')}|{scope}|{settings}".encode()
+    return f"tandem-scan-{SCAN_VERSION}|detect-secrets-{_detect_secrets_version()}|{scope}|{settings}".encode()
+
+
+@functools.cache
+def _detect_secrets_version() -> str:
+    from importlib.metadata import version
+
+    return version("detect-secrets")  # read from its metadata on disk: once a process
 
 
 def content_digest(data: bytes) -> bytes:
