@@ -71,3 +71,39 @@ def test_counting_works_with_the_network_unreachable(tmp_path: Path) -> None:
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout.strip() == "2"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_threads_asking_for_an_encoder_at_once_build_one(tmp_path: Path) -> None:
+    """A server's warm-up and a first call may both ask while the encoder is being built: one is built, both get it."""
+    code = """
+import threading
+import tiktoken
+from tandem.core import tokens
+made = []
+real = tiktoken.Encoding
+class Counted(real):
+    def __init__(self, *args, **kwargs):
+        made.append(1)
+        super().__init__(*args, **kwargs)
+tokens.tiktoken.Encoding = Counted
+got = []
+ready = threading.Barrier(4)
+def ask():
+    ready.wait()
+    got.append(tokens.encoding("cl100k_base"))
+threads = [threading.Thread(target=ask) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(made), len({id(e) for e in got}), got[0].encode("hello world") == [15339, 1917])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "True"]

@@ -103,22 +103,29 @@ def _load_bundled_bpe(url: str, expected_hash: str | None = None) -> dict[bytes,
     return ranks
 
 
+_built: dict[EncodingName, tiktoken.Encoding] = {}
+
+
 @functools.cache
 def encoding(name: EncodingName = DEFAULT_ENCODING) -> tiktoken.Encoding:
-    """The tiktoken encoding ``name``, built from the bundled vocabulary (once per process)."""
+    """The tiktoken encoding ``name``, built from the bundled vocabulary once per process: a second thread asking
+    while the first builds it (a server's warm-up and a first call) waits for that one instead of building another
+    (0.15 s of CPU and 80 MB)."""
     if name not in ENCODINGS:
         raise ValueError(f"unknown encoding {name!r}; choose one of {', '.join(ENCODINGS)}")
-    constructor = getattr(openai_public, name)
-    # tiktoken's constructor knows the pattern, special tokens and hash; only its loader is swapped, and only for
-    # the length of this call (the lock keeps two first uses from interleaving the swap).
     with _constructing:
-        original = openai_public.load_tiktoken_bpe
-        openai_public.load_tiktoken_bpe = _load_bundled_bpe
-        try:
-            parameters = constructor()
-        finally:
-            openai_public.load_tiktoken_bpe = original
-    return tiktoken.Encoding(**parameters)
+        built = _built.get(name)
+        if built is None:
+            # tiktoken's constructor knows the pattern, special tokens and hash; only its loader is swapped, and
+            # only for the length of this call.
+            original = openai_public.load_tiktoken_bpe
+            openai_public.load_tiktoken_bpe = _load_bundled_bpe
+            try:
+                parameters = getattr(openai_public, name)()
+            finally:
+                openai_public.load_tiktoken_bpe = original
+            built = _built[name] = tiktoken.Encoding(**parameters)
+    return built
 
 
 _remembered: dict[EncodingName, dict[str, int]] = {name: {} for name in ENCODINGS}
