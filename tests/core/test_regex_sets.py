@@ -198,3 +198,28 @@ def test_every_kind_of_secret_is_found_with_the_set_and_without_it(tmp_path: Pat
     with secret_engine.configured(None, "defaults"):
         regexes, _indices = secret_engine._regex_set()
     assert (regexes is None) == (set_or_not == "without")
+
+
+_COMPILING = """
+import json, re, sys
+from tandem.core import regex_sets
+compiled = []
+real = regex_sets._compile
+regex_sets._compile = lambda forms: (compiled.append(1), real(forms))[1]
+made = regex_sets.regex_set(tuple(re.compile(p, f) for p, f in json.loads(sys.argv[1])))
+print(len(compiled), made is not None and not made.always)
+"""
+
+
+def test_processes_starting_together_compile_the_set_once(tmp_path: Path) -> None:
+    """A server's worker processes start at once on a machine with no compiled set: one compiles, the others wait
+    for it and load it."""
+    described = json.dumps([(p.pattern, p.flags) for p in PATTERNS])
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    children = [
+        subprocess.Popen([sys.executable, "-c", _COMPILING, described], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [child.communicate(timeout=120)[0].split() for child in children]
+    assert all(child.returncode == 0 for child in children)
+    assert sorted(outputs) == [["0", "True"], ["0", "True"], ["1", "True"]]

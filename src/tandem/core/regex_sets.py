@@ -24,6 +24,7 @@ which a later process loads in a fraction of a millisecond. Without Hyperscan (a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -31,7 +32,9 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from tandem.core import result_cache
@@ -244,7 +247,7 @@ def regex_set(patterns: tuple[re.Pattern[str], ...]) -> RegexSet | None:
     # What the relaxed forms depend on: the patterns, how Python's re reads them, and this module.
     key = hashlib.sha256(repr((FORMAT, version, sys.version_info[:2], described)).encode()).hexdigest()[:32]
     cached = result_cache.cache_dir() / f"regex-set-{key}.hyperscan"
-    with _building:
+    with _building, _one_process_at_a_time(cached.with_suffix(".lock")):
         stored = result_cache.read_checked(cached)
         if stored is not None:
             try:
@@ -272,6 +275,41 @@ def regex_set(patterns: tuple[re.Pattern[str], ...]) -> RegexSet | None:
             listed = json.dumps({"compiled": sorted(ids), "never": sorted(never)}).encode()
             result_cache.write_checked(cached, len(listed).to_bytes(4, "big") + listed + hyperscan.dumpb(database))
         return RegexSet(patterns, database, ids, frozenset(never))
+
+
+LOCK_WAIT_S = 10.0
+"""How long a process waits for another that is compiling the same set (a few tenths of a second) before it
+compiles the set itself."""
+
+
+@contextlib.contextmanager
+def _one_process_at_a_time(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (POSIX ``flock``) while a set is loaded or compiled, so that a server's
+    worker processes, starting together on a machine that has no compiled set yet, compile it once and the others
+    load it. Without ``fcntl`` (Windows), or when the lock cannot be had in ``LOCK_WAIT_S``, it goes on unlocked:
+    the lock only saves work."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        result_cache.private_dir(path.parent)
+        handle = open(path, "a+b")  # noqa: SIM115 (held across the yield)
+    except OSError:
+        yield
+        return
+    with handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+        yield  # closing the file releases the lock
 
 
 def _indices(listed: Any, patterns: Sequence[Any]) -> list[int]:
