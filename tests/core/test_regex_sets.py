@@ -91,6 +91,36 @@ def test_case_variants_outside_ascii_make_ascii_lines_possible() -> None:
     assert not _possible(re.compile(r"(?i)straße\s*=\s*\w+"), ["strasse = x", "STRASSE = y"])  # no ASCII ß
 
 
+@pytest.mark.parametrize(
+    ("source", "lines"),
+    [
+        (r"(?i)(?a:[^\u212a])ey\s*=", ['key = "x"']),  # (?a:) inside a Unicode regex: ASCII case rules there
+        (r"(?i)(?a:[^\u017f])", ["s"]),
+        (r"([^a])(?i:\1)", ["Aa"]),  # a reference compared without case to a group read with it
+        (r"([^a-z])(?i:\1)", ["Aa"]),
+        (r"(^|-)x\1", ["x"]),  # a reference to a group that took only an anchor: it takes no text
+        (r"^$", ["x", ""]),  # an empty last line
+        (r"^(?:secret)?$", ["x", ""]),
+        (r"x{0}y", ["y"]),
+    ],
+)
+def test_regexes_found_missed_by_review_are_possible(source: str, lines: list[str]) -> None:
+    pattern = re.compile(source)
+    assert any(pattern.search(line) for line in lines)
+    assert _possible(pattern, lines)
+
+
+def test_a_regex_whose_relaxed_form_would_explode_is_searched_without_the_set() -> None:
+    """Each reference to a group holding references doubles the form: past ``MAX_FORM`` the regex is not relaxed
+    (and quickly so), and the set always reports it possible."""
+    source = "(a)" + "".join(f"(\\{n}\\{n})" for n in range(1, 18))
+    pattern = re.compile(source)
+    with pytest.raises(ValueError, match="over"):
+        regex_sets.relaxed(pattern)
+    regexes = regex_sets.regex_set((pattern,))
+    assert regexes is not None and regexes.always == {0} and regexes.possible(b"b") == {0}
+
+
 def test_what_the_set_leaves_out_and_what_it_keeps() -> None:
     """It prunes: most regexes are ruled out of ordinary code, and one is kept where it can match."""
     regexes = regex_sets.regex_set(tuple(PATTERNS))

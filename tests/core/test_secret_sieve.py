@@ -3,6 +3,7 @@ on files holding every kind of secret the default plugins know, in the places a 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -136,9 +137,12 @@ def test_keyword_lines_in_every_arrangement_scan_the_same(tmp_path: Path) -> Non
     assert len(found) > 1000
 
 
-@pytest.mark.parametrize("limit", [2.0, 5.5])
+@pytest.mark.parametrize("limit", [2.0, 5.5, math.log2(7), math.log2(12)])
 def test_a_baselines_own_limits_are_honoured(tmp_path: Path, limit: float) -> None:
-    (tmp_path / "keys.py").write_text(SAMPLES["keys.py"])
+    """Limits of a baseline's own, among them limits of exactly log2(n): the computed entropy of n distinct
+    characters can come out a hair over it, and detect-secrets then reports the string."""
+    exact = ['x = "abcdefg"', 'y = "ABCDEFGHIJKL"', 'z = "0123456"', 'w = "0123456789ab"']
+    (tmp_path / "keys.py").write_text(SAMPLES["keys.py"] + "\n".join(exact) + "\n")
     config = {
         "plugins_used": [
             {"name": "Base64HighEntropyString", "limit": limit},
@@ -316,7 +320,6 @@ def test_high_entropy_lines_are_those_with_a_quoted_string_over_the_limit() -> N
     """The high-entropy sieve first finds lines holding a quoted string long enough to be over the limit, then
     checks those: lines of quoted strings at and around the shortest length that can count, several to a line,
     sharing quotes (``"ab"CD…"``), must come out as checking every quoted string of every line does."""
-    import math
     import random
 
     from detect_secrets.settings import default_settings, get_plugins

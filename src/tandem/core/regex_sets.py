@@ -5,11 +5,12 @@ reading the text. Hyperscan has no lookarounds or backreferences, so each regex 
 compile whose matches cover the original's on any line of ASCII text:
 
 - every character (a literal, a class, ``.``, ``\\w``) becomes the set of ASCII characters other than the newline
-  it matches, asked of Python's own ``re`` with the flags in force there (case-insensitivity, ``(?a)``, ``(?s)``
-  included), so that no relaxed match spans lines;
+  it matches, asked of Python's own ``re`` with the flags in force there (combined as ``re`` combines them:
+  case-insensitivity, a local ``(?a:...)``, ``(?s)``), so that no relaxed match spans lines;
 - lookarounds and word boundaries are dropped (a condition less, more matches), as are atomic groups and
   possessive repeats (they become plain ones);
-- a backreference becomes what its group can match; a conditional, either of its branches;
+- a backreference becomes what its group can take (read under the group's flags, its anchors dropped since they
+  take no text, every letter in both cases if the reference compares without case); a conditional, either branch;
 - ``^``, ``$``, ``\\A`` and ``\\Z`` match at every line's start and end, repeats over 1000 have no upper bound.
 
 So when a text's lines are joined by newlines (and hold none themselves), a regex that matches one of them has a
@@ -42,8 +43,11 @@ from tandem.core import result_cache
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
-"""Part of every cached database's name: raised when relaxing or compiling changes."""
+"""Part of a cached database's name where the module's source cannot be read (see ``_source``): raised when
+relaxing or compiling changes."""
 MAX_REPEAT = 1000
+MAX_FORM = 20_000
+"""The longest relaxed form made; a regex whose form would be longer is searched without Hyperscan."""
 _ASCII = [chr(code) for code in range(128) if code != 10]
 """What a line of ASCII text can hold: every ASCII character but the newline that ends it."""
 
@@ -103,7 +107,7 @@ def relaxed(pattern: re.Pattern[str]) -> str | None:
         for op, value in items:
             if op is sre.SUBPATTERN:
                 group, add, remove, body = value
-                inner = (flags | add) & ~remove
+                inner = _combined(flags, add, remove)
                 if group is not None:
                     groups[group] = (body, inner)
                 collect(body, inner)
@@ -111,15 +115,20 @@ def relaxed(pattern: re.Pattern[str]) -> str | None:
                 for part in _parts(op, value, sre):
                     collect(part, flags)
 
-    def emit(items: Any, flags: int, depth: int) -> str | None:
-        """The relaxed form of ``items``; ``None`` when they match no ASCII text at all."""
+    def emit(items: Any, flags: int, depth: int, taken: bool = False, fold: bool = False) -> str | None:
+        """The relaxed form of ``items``; ``None`` when they match no ASCII text at all. ``taken``: what a
+        reference to them matches, the text they took (anchors take none); ``fold``: compared with IGNORECASE
+        (every character with its ASCII case variants)."""
         if depth > 50:
             raise _Unrelaxable("nested too deeply")
         out: list[str | None] = []
         for op, value in items:
             if op in (sre.LITERAL, sre.NOT_LITERAL, sre.IN, sre.ANY):
-                out.append(_class(_characters(op, value, flags)))
+                codes = _characters(op, value, flags)
+                out.append(_class(_with_cases(codes) if fold else codes))
             elif op is sre.AT:
+                if taken:
+                    continue
                 if value in (sre.AT_BEGINNING, sre.AT_BEGINNING_STRING, sre.AT_BEGINNING_LINE):
                     out.append("^")
                 elif value in (sre.AT_END, sre.AT_END_STRING, sre.AT_END_LINE):
@@ -127,39 +136,60 @@ def relaxed(pattern: re.Pattern[str]) -> str | None:
                 # \b and \B: dropped
             elif op is sre.SUBPATTERN:
                 _group, add, remove, body = value
-                out.append(_grouped(emit(body, (flags | add) & ~remove, depth + 1)))
+                out.append(_grouped(emit(body, _combined(flags, add, remove), depth + 1, taken, fold)))
             elif op is sre.BRANCH:
-                out.append(_either([emit(branch, flags, depth + 1) for branch in value[1]]))
+                out.append(_either([emit(branch, flags, depth + 1, taken, fold) for branch in value[1]]))
             elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
                 low, high, body = value
-                inner = emit(body, flags, depth + 1)
+                inner = emit(body, flags, depth + 1, taken, fold) if high != 0 else ""
                 if not inner:  # nothing (then none of it, if it may), or only what is dropped
                     out.append(None if inner is None and low > 0 else "")
                     continue
                 bound = "" if high is sre.MAXREPEAT or high > MAX_REPEAT else str(high)
                 out.append(f"(?:{inner}){{{min(low, MAX_REPEAT)},{bound}}}")
             elif op is sre.ATOMIC_GROUP:
-                out.append(_grouped(emit(value, flags, depth + 1)))
+                out.append(_grouped(emit(value, flags, depth + 1, taken, fold)))
             elif op in (sre.ASSERT, sre.ASSERT_NOT):
                 continue
             elif op is sre.GROUPREF:
                 body, inner_flags = groups[value]
-                # What the group took, compared as the reference compares it.
-                out.append(_grouped(emit(body, inner_flags | (flags & re.IGNORECASE), depth + 1)))
+                # The text the group took (read under its own flags), compared as the reference compares it.
+                inner = emit(body, inner_flags, depth + 1, True, fold or bool(flags & re.IGNORECASE))
+                out.append(_grouped(inner))
             elif op is sre.GROUPREF_EXISTS:
                 _group, yes, no = value
-                out.append(_either([emit(yes, flags, depth + 1), emit(no, flags, depth + 1) if no is not None else ""]))
+                other = emit(no, flags, depth + 1, taken, fold) if no is not None else ""
+                out.append(_either([emit(yes, flags, depth + 1, taken, fold), other]))
             else:
                 raise _Unrelaxable(f"no relaxed form for {op}")
             if None in out:
                 return None
-        return "".join(part for part in out if part is not None)
+        form = "".join(part for part in out if part is not None)
+        if len(form) > MAX_FORM:  # nested references double it at each level
+            raise _Unrelaxable(f"its relaxed form is over {MAX_FORM} characters")
+        return form
 
     try:
         collect(parsed.data, parsed.state.flags)
         return emit(parsed.data, parsed.state.flags, 0)
     except (_Unrelaxable, KeyError, re.error, RecursionError) as exc:
         raise ValueError(f"cannot relax {pattern.pattern!r}: {exc}") from None
+
+
+_TYPE_FLAGS = re.ASCII | re.LOCALE | re.UNICODE
+
+
+def _combined(flags: int, add: int, remove: int) -> int:
+    """The flags inside an inline group ``(?add-remove:...)``: as ``re`` combines them, a type flag (``a``, ``L``,
+    ``u``) replacing the one outside."""
+    if add & _TYPE_FLAGS:
+        flags &= ~_TYPE_FLAGS
+    return (flags | add) & ~remove
+
+
+def _with_cases(codes: frozenset[int]) -> frozenset[int]:
+    """``codes`` with the other case of every ASCII letter: what IGNORECASE compares equal on ASCII text."""
+    return codes | {ord(chr(code).swapcase()) for code in codes if chr(code).isalpha()}
 
 
 def _grouped(inner: str | None) -> str | None:
@@ -210,17 +240,33 @@ class RegexSet:
         import hyperscan
 
         found = set(self.always)
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            # A scan needs scratch space of its own: one per thread.
-            scratch = self._local.scratch = hyperscan.Scratch(self._database)
         ids = self._ids
 
         def matched(expression: int, _start: int, _end: int, _flags: int, _context: Any) -> None:
             found.add(ids[expression])
 
-        self._database.scan(data, match_event_handler=matched, scratch=scratch)
+        try:
+            scratch = getattr(self._local, "scratch", None)
+            if scratch is None:
+                # A scan needs scratch space of its own: one per thread.
+                scratch = self._local.scratch = hyperscan.Scratch(self._database)
+            # With a newline after the last line: Hyperscan's multi-line ^ never matches after a newline that ends
+            # the data, so an empty last line would be out of its reach. The newline only adds matches.
+            self._database.scan(data + b"\n", match_event_handler=matched, scratch=scratch)
+        except hyperscan.error as exc:
+            logger.warning("regex set not searched (every regex is searched instead): %s", exc)
+            return set(range(len(self.patterns))) - self.never
         return found
+
+
+@functools.cache
+def _source() -> str:
+    """This module's own digest (how patterns are relaxed and compiled), or ``FORMAT`` where its source cannot be
+    read: part of a cached database's name, so that a changed module never loads a database made by another."""
+    try:
+        return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    except OSError:
+        return f"format-{FORMAT}"
 
 
 def available() -> bool:
@@ -245,7 +291,7 @@ def regex_set(patterns: tuple[re.Pattern[str], ...]) -> RegexSet | None:
     version = getattr(hyperscan, "__version__", "?")
     described = [(pattern.pattern, pattern.flags) for pattern in patterns]
     # What the relaxed forms depend on: the patterns, how Python's re reads them, and this module.
-    key = hashlib.sha256(repr((FORMAT, version, sys.version_info[:2], described)).encode()).hexdigest()[:32]
+    key = hashlib.sha256(repr((_source(), version, sys.version_info[:2], described)).encode()).hexdigest()[:32]
     cached = result_cache.cache_dir() / f"regex-set-{key}.hyperscan"
     with _building, _one_process_at_a_time(cached.with_suffix(".lock")):
         stored = result_cache.read_checked(cached)

@@ -497,9 +497,14 @@ def _sieve(plugin: Any, file_type: Any) -> _Sieve:
     return _Sieve(plugin, None)
 
 
+_ROUNDING = 1e-9
+"""More than the rounding error of a computed entropy: the entropy of n distinct characters can come out a hair
+over log2(n), and so over a limit of exactly log2(n)."""
+
+
 def _over_limit(plugin: Any, value: str) -> bool:
     """Whether a high-entropy plugin keeps ``value``; a string of n characters has at most log2(n) bits each."""
-    return math.log2(max(len(value), 1)) > plugin.entropy_limit and (
+    return math.log2(max(len(value), 1)) > plugin.entropy_limit - _ROUNDING and (
         plugin.calculate_shannon_entropy(value) > plugin.entropy_limit
     )
 
@@ -633,7 +638,7 @@ def _long_enough(pattern: re.Pattern[str], charset: str, limit: float) -> re.Pat
     if pattern.pattern != quoted + "]+)(\\1)" or pattern.flags != re.UNICODE:
         return None
     shortest = max(int(2**limit) - 1, 1)
-    while math.log2(shortest) <= limit:
+    while math.log2(shortest) <= limit - _ROUNDING:
         shortest += 1
     return re.compile(quoted + "]{" + str(shortest) + ",})(\\1)")
 
@@ -1014,7 +1019,7 @@ is parsed by detect-secrets' YAML transformer (pure Python), prose holds more ke
 def _batches(files: list[str], sizes: list[int]) -> list[list[str]]:
     """``files`` in worker tasks, in order, each about a share of the bytes still left (a few tasks' worth per
     worker process), so that tasks get smaller towards the end and the workers finish together even when some
-    files cost more per byte than others (YAML and INI files are parsed as well); none over ``BATCH_BYTES`` unless
+    files cost more per byte than others (detect-secrets parses YAML files as well); none over ``BATCH_BYTES`` unless
     one file is, none under ``MIN_BATCH_BYTES`` but the last. Bytes are weighed by ``_COST_PER_BYTE``."""
     shares = worker_processes.worker_count() * TASKS_PER_WORKER
     sizes = [

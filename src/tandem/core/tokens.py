@@ -104,6 +104,8 @@ def _load_bundled_bpe(url: str, expected_hash: str | None = None) -> dict[bytes,
 
 
 _built: dict[EncodingName, tiktoken.Encoding] = {}
+"""The encodings built, under ``_constructing``: what a thread that waited for another's build finds. (``encoding``'s
+own cache then serves every later call without taking the lock.)"""
 
 
 @functools.cache
