@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -253,3 +254,64 @@ def test_processes_starting_together_compile_the_set_once(tmp_path: Path) -> Non
     outputs = [child.communicate(timeout=120)[0].split() for child in children]
     assert all(child.returncode == 0 for child in children)
     assert sorted(outputs) == [["0", "True"], ["0", "True"], ["1", "True"]]
+
+
+_PIECES = ["a", "b", "A", "K", "s", "-", "_", " ", "[^a]", "[a-c]", "[^A-Z]", r"\w", r"\W", r"\s", r"\S", r"\d", "."]
+_PIECES += ["\u017f", "\u212a", "ñ", "[^\u017f]", r"\x0b", "\t"]
+_ANCHORS = ["^", "$", r"\A", r"\Z", r"\b", r"\B"]
+
+
+def _random_regex(rng: random.Random, depth: int, groups: list[int]) -> str:
+    """A random regex of the constructs ``relaxed`` handles, nested a few levels."""
+    roll = rng.random()
+    if depth > 2 or roll < 0.3:
+        pick = rng.random()
+        if pick < 0.12:
+            return rng.choice(_ANCHORS)
+        if pick < 0.22 and groups[0]:
+            return f"\\{rng.randint(1, groups[0])}"
+        return rng.choice(_PIECES)
+    if roll < 0.42:
+        return "".join(_random_regex(rng, depth + 1, groups) for _ in range(3))
+    if roll < 0.52:
+        return _random_regex(rng, depth + 1, groups) + "|" + _random_regex(rng, depth + 1, groups)
+    if roll < 0.64:
+        groups[0] += 1
+        return f"({_random_regex(rng, depth + 1, groups)})"
+    if roll < 0.74:
+        return f"(?{rng.choice(['i', '-i', 'a', 's', 'x', 'u'])}:{_random_regex(rng, depth + 1, groups)})"
+    if roll < 0.86:
+        repeat = rng.choice(["*", "+", "?", "{2}", "{0,2}", "*?", "++", "?+", "{1,3}?", "{0}", "{1200}"])
+        return f"(?:{_random_regex(rng, depth + 1, groups)}){repeat}"
+    if roll < 0.93:
+        return f"(?{rng.choice(['=', '!', '<=', '<!'])}{rng.choice(_PIECES)})"
+    if groups[0]:
+        yes, no = _random_regex(rng, depth + 1, groups), _random_regex(rng, depth + 1, groups)
+        return f"(?({rng.randint(1, groups[0])}){yes}|{no})"
+    return f"(?>{_random_regex(rng, depth + 1, groups)})"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_regexes_are_never_ruled_out_of_a_line_they_match(seed: int) -> None:
+    """Random regexes of every construct (references, conditionals, inline flags, lookarounds, anchors, case
+    variants outside ASCII) against random lines of the characters they are made of."""
+    rng = random.Random(f"regex-{seed}")
+    patterns: list[re.Pattern[str]] = []
+    while len(patterns) < 300:
+        source = ("(?i)" if rng.random() < 0.5 else "") + _random_regex(rng, 0, [0])
+        try:
+            patterns.append(re.compile(source))
+        except (re.error, OverflowError):
+            continue
+    regexes = regex_sets.regex_set(tuple(patterns))
+    assert regexes is not None and len(regexes.always) < len(patterns) // 2  # most are relaxed and compiled
+    matched = 0
+    for _ in range(300):
+        count = rng.randint(1, 3)
+        lines = ["".join(rng.choice("aAbBkKsS-_ \t\x0b1") for _ in range(rng.randint(0, 5))) for _ in range(count)]
+        possible = regexes.possible("\n".join(lines).encode())
+        for index, pattern in enumerate(patterns):
+            if any(pattern.search(line) for line in lines):
+                matched += 1
+                assert index in possible, (pattern.pattern, lines, regex_sets.relaxed(pattern))
+    assert matched > 10_000  # the lines did match the regexes, often
