@@ -220,6 +220,8 @@ def _unhashed(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _stored_values(cache_home: Path) -> list[str]:
+    """What the store on disk holds once this process's pending writes are written."""
+    assert result_cache.shared().flush()
     with sqlite3.connect(cache_home / "tandem" / result_cache.FILE_NAME) as db:
         return [value for (value,) in db.execute("SELECT value FROM entries WHERE kind = 'secrets'")]
 

@@ -257,6 +257,9 @@ def test_a_value_it_cannot_store_loses_nothing(tmp_path: Path) -> None:
     cache.put_many("kind", {_key(1): 1})
     cache.put_many("kind", {_key(2): {"not": "storable"}})  # type: ignore[dict-item]
     assert cache.get_many("kind", [_key(1), _key(2)]) == {_key(1): 1}
+    # Nor do values it cannot store lose the others stored with them.
+    cache.put_many("kind", {_key(4): 2**63, _key(5): 5, _key(6): None, _key(7): -(2**63)})  # type: ignore[dict-item]
+    assert cache.get_many("kind", [_key(4), _key(5), _key(6), _key(7)]) == {_key(5): 5, _key(7): -(2**63)}
     cache.put_many("kind", {_key(3): 3})
     assert cache.get_many("kind", [_key(3)]) == {_key(3): 3}
 
@@ -289,3 +292,91 @@ def test_a_forked_child_uses_its_own_connection(tmp_path: Path) -> None:
     }
     with sqlite3.connect(cache.path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_writes_left_to_the_writer_are_read_back_at_once(tmp_path: Path) -> None:
+    """``put_later`` returns before the disk is written; a read in the process waits for what is pending."""
+    cache = ResultCache(tmp_path / "results.sqlite")
+    for number in range(50):
+        cache.put_later("counts", {_key(number): number})
+    cache.put_later("counts", {_key(0): 1000})  # later writes of a key win, as with put_many
+    cache.put_later("counts", {})
+    assert cache.get_many("counts", [_key(n) for n in range(50)]) == {_key(0): 1000} | {
+        _key(n): n for n in range(1, 50)
+    }
+    # Written to the file, not only held in memory: another connection sees them.
+    assert cache.flush()
+    assert ResultCache(cache.path).get_many("counts", [_key(7)]) == {_key(7): 7}
+    assert cache._writer is not None and cache._writer.name == "tandem-result-cache" and cache._writer.daemon
+
+
+def test_writes_left_to_the_writer_reach_the_next_process(tmp_path: Path) -> None:
+    """A process that ends normally writes what is pending at exit; one that ends with ``os._exit`` (as ``tandem
+    pack`` does) flushes first."""
+    _run(
+        """
+        from tandem.core import result_cache
+        result_cache.shared().put_later("counts", {b"alpha": 41})
+        """,
+        tmp_path,
+    )
+    _run(
+        """
+        import os, sys
+        from tandem.core import result_cache
+        result_cache.shared().put_later("counts", {b"beta": 42})
+        result_cache.flush_all()
+        sys.stdout.flush()
+        os._exit(0)
+        """,
+        tmp_path,
+    )
+    out = _run(
+        """
+        from tandem.core import result_cache
+        print(sorted(result_cache.shared().get_many("counts", [b"alpha", b"beta"]).items()))
+        """,
+        tmp_path,
+    )
+    assert out.strip() == "[(b'alpha', 41), (b'beta', 42)]"
+
+
+def test_pending_writes_that_fail_lose_nothing_else(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "results.sqlite")
+    cache.put_later("kind", {_key(1): {"not": "storable"}})  # type: ignore[dict-item]
+    cache.put_later("kind", {_key(2): 2})
+    assert cache.get_many("kind", [_key(1), _key(2)]) == {_key(2): 2}
+    cache.put_later("kind", {_key(3): 3})  # the writer goes on after a failed batch
+    assert cache.get_many("kind", [_key(3)]) == {_key(3): 3}
+
+
+def test_the_cache_turned_off_keeps_nothing_left_to_the_writer(
+    cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_RESULT_CACHE", "off")
+    cache = result_cache.shared()
+    cache.put_later("counts", {_key(1): 1})
+    assert cache.flush() and cache.get_many("counts", [_key(1)]) == {}
+    assert not cache_home.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_writes_are_pending_starts_with_none(tmp_path: Path, cache_home: Path) -> None:
+    """The child neither waits on the parent's writer (its thread does not exist there, its condition may have
+    been held when the process forked) nor writes the parent's entries twice; it writes its own."""
+    cache = result_cache.shared()
+    with cache._queue:  # held, as the parent's writer may hold it at the moment of the fork
+        cache._pending.append(("counts", {_key(1): 1}))
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                cache.put_later("counts", {_key(2): 2})
+                seen = cache.get_many("counts", [_key(1), _key(2)])
+                code = 0 if seen == {_key(2): 2} else 71
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        cache._pending.clear()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.get_many("counts", [_key(1), _key(2)]) == {_key(2): 2}

@@ -6,7 +6,10 @@ and scan verdicts here instead of computing them again. Keys are digests of ever
 entry can only ever be right or absent: nothing is invalidated, old entries are dropped when the store outgrows
 ``MAX_ENTRIES``.
 
-SQLite in WAL mode, so processes share it safely and a crash loses at most the entries being written. The cache is
+SQLite in WAL mode, so processes share it safely and a crash loses at most the entries being written. Callers that
+must not wait for the disk hand their entries to a writer thread (``put_later``): reads in the process wait for
+them, and the process writes what is pending when it exits (a process killed meanwhile loses them: only work is
+lost, never a right answer). The cache is
 the user's own (a directory only they can read, beside the parsed vocabulary), never the workspace's: a repository
 cannot ship entries that would lie about its files. Every failure is a miss: a store that cannot be opened, read or
 written (a read-only home, a full disk, a damaged file) makes a cache that remembers nothing, and a damaged file is
@@ -18,6 +21,7 @@ secret scan's compiled regex sets), each checked against its digest when read.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import logging
@@ -36,6 +40,8 @@ MAX_ENTRIES = 500_000
 BUSY_TIMEOUT_S = 0.05
 """How long a write waits for another process's before it is dropped (reads never wait, in WAL mode): a cache
 must never stall the work it serves."""
+FLUSH_TIMEOUT_S = 10.0
+"""How long a read, or a process's exit, waits for this process's pending writes."""
 _QUERY_KEYS = 900
 """Keys looked up in one query (SQLite's oldest limit on bound parameters is 999)."""
 Value = int | str | bytes
@@ -93,13 +99,24 @@ class ResultCache:
         self._db: sqlite3.Connection | None = None
         self._pid = 0
         self._broken = False
+        self._forked()
+
+    def _forked(self) -> None:
+        """A forked child starts with no writer and nothing pending (the parent writes what it had), and with a
+        condition of its own: the parent's writer may have held the old one when it forked."""
+        self._queue = threading.Condition()
+        self._pending: list[tuple[str, dict[bytes, Value]]] = []
+        self._writing = False
+        self._writer: threading.Thread | None = None
+        self._writer_pid = 0
 
     def get_many(self, kind: str, keys: Iterable[bytes]) -> dict[bytes, Value]:
-        """The stored values of those of ``keys`` that are stored."""
+        """The stored values of those of ``keys`` that are stored (after this process's writes still pending)."""
         wanted = list(dict.fromkeys(keys))
         found: dict[bytes, Value] = {}
         if not wanted:
             return found
+        self.flush()
         with self._lock:
             db = self._connection()
             if db is None:
@@ -115,8 +132,10 @@ class ResultCache:
         return found
 
     def put_many(self, kind: str, items: Mapping[bytes, Value]) -> None:
-        """Store ``items`` (replacing what the same keys held), then drop the oldest entries past the limit."""
-        if not items:
+        """Store ``items`` (replacing what the same keys held), then drop the oldest entries past the limit. A value
+        SQLite cannot hold (not an int of 64 bits, a str or bytes) is not kept; the others are."""
+        rows = [(kind, key, value) for key, value in items.items() if _storable(value)]
+        if not rows:
             return
         with self._lock:
             db = self._connection()
@@ -124,14 +143,48 @@ class ResultCache:
                 return
             try:
                 with db:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO entries (kind, key, value) VALUES (?, ?, ?)",
-                        [(kind, key, value) for key, value in items.items()],
-                    )
+                    db.executemany("INSERT OR REPLACE INTO entries (kind, key, value) VALUES (?, ?, ?)", rows)
                     newest = db.execute("SELECT max(rowid) FROM entries").fetchone()[0] or 0
                     db.execute("DELETE FROM entries WHERE rowid <= ?", (newest - MAX_ENTRIES,))
             except sqlite3.Error as exc:
                 self._failed(exc)
+
+    def put_later(self, kind: str, items: Mapping[bytes, Value]) -> None:
+        """``put_many`` in this process's writer thread: the caller does not wait for the disk (a pack's first
+        call would, some 50 ms). Reads in this process wait for the writes before them; the process flushes what
+        is pending when it exits (``flush_all``, run at exit)."""
+        if not items:
+            return
+        with self._queue:
+            self._pending.append((kind, dict(items)))
+            if self._writer is None or self._writer_pid != os.getpid() or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_pending, name="tandem-result-cache", daemon=True)
+                self._writer_pid = os.getpid()
+                self._writer.start()
+            self._queue.notify_all()
+
+    def flush(self, timeout: float | None = FLUSH_TIMEOUT_S) -> bool:
+        """Wait until this process's pending writes are written (at most ``timeout`` seconds); whether they are."""
+        with self._queue:
+            return self._queue.wait_for(lambda: not self._pending and not self._writing, timeout)
+
+    def _write_pending(self) -> None:
+        while True:
+            with self._queue:
+                self._queue.wait_for(lambda: bool(self._pending))
+                batch, self._pending, self._writing = self._pending, [], True
+            try:
+                merged: dict[str, dict[bytes, Value]] = {}
+                for kind, items in batch:
+                    merged.setdefault(kind, {}).update(items)
+                for kind, items in merged.items():
+                    self.put_many(kind, items)
+            except Exception:  # a cache only saves work: what it cannot write is not kept
+                log.debug("result cache %s: pending writes dropped", self.path, exc_info=True)
+            finally:
+                with self._queue:
+                    self._writing = False
+                    self._queue.notify_all()
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._broken:
@@ -187,9 +240,38 @@ class _Off(ResultCache):
     def put_many(self, kind: str, items: Mapping[bytes, Value]) -> None:
         return None
 
+    def put_later(self, kind: str, items: Mapping[bytes, Value]) -> None:
+        return None
 
+
+def _storable(value: object) -> bool:
+    if isinstance(value, int):
+        return _INT_MIN <= value <= _INT_MAX
+    return isinstance(value, (str, bytes))
+
+
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _shared: dict[Path, ResultCache] = {}
 _sharing = threading.Lock()
+
+
+def flush_all(timeout: float | None = FLUSH_TIMEOUT_S) -> None:
+    """Write what every cache of this process has pending (a process that ends with ``os._exit`` calls it first;
+    others run it at exit)."""
+    with _sharing:
+        caches = list(_shared.values())
+    for cache in caches:
+        cache.flush(timeout)
+
+
+def _after_fork_in_child() -> None:
+    for cache in _shared.values():
+        cache._forked()
+
+
+atexit.register(flush_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shared() -> ResultCache:

@@ -935,7 +935,7 @@ def scan_file_batch(
         by_file: dict[str, list[dict[str, Any]]] = {name: [] for name in digests}
         for entry in found:
             by_file[entry["path"]].append({key: entry[key] for key in _KEPT})
-        result_cache.shared().put_many(
+        result_cache.shared().put_later(
             _KIND, {_key(identity, name, digest): json.dumps(by_file[name]) for name, digest in digests.items()}
         )
     return Scan(found, skipped, len(readable), digests)

@@ -219,7 +219,7 @@ def count_many(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCOD
         counts[i] = sum(by_block[piece] for piece in pieces)
     fresh = {keyed[i]: counts[i] for i in rest if i in keyed}
     if fresh and keep:
-        result_cache.shared().put_many(_kind(encoding_name), fresh)
+        result_cache.shared().put_later(_kind(encoding_name), fresh)
     if len(known) + len(keyed) > MAX_REMEMBERED_TEXTS:
         known.clear()
     known.update((key, counts[i]) for i, key in keyed.items())

@@ -73,6 +73,9 @@ def _set_up(setups: tuple[Callable[[], None], ...]) -> None:
 
         def watch() -> None:
             multiprocessing.connection.wait([parent.sentinel])  # readable once the parent is gone
+            from tandem.core import result_cache
+
+            result_cache.flush_all(timeout=1.0)  # what it has found is kept for the next process, briefly
             os._exit(1)
 
         threading.Thread(target=watch, name="tandem-parent-watch", daemon=True).start()
