@@ -221,6 +221,12 @@ def _table(title: str, runs: list[Runs]) -> None:
         print(r.row(width))
 
 
+def compiled_sources() -> None:
+    """Tandem's modules compiled to bytecode first, as an installed package's are (pip compiles them; a source
+    checkout where ``PYTHONDONTWRITEBYTECODE`` is set never would, and every process would compile them again)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repomix", required=True, help="The repomix command.")
@@ -231,6 +237,7 @@ def main() -> None:
     args = parser.parse_args()
     secrets = not args.no_secret_check
     repo = args.repo.resolve()
+    compiled_sources()
     with tempfile.TemporaryDirectory() as scratch:
         copy = copy_of(repo, Path(scratch) / "repository")
         cli_cache, server_cache = Path(scratch) / "cli-cache", Path(scratch) / "server-cache"

@@ -32,16 +32,23 @@ INIT = {
 
 
 def _workers(pid: int) -> list[int]:
-    """``pid``'s worker processes (multiprocessing's resource tracker is a child too, and not one)."""
+    """``pid``'s worker processes: spawned children, or the children of its fork server (multiprocessing's
+    resource tracker is a child too, and not one)."""
     out = []
     for child in live(PARENT, pid):
-        try:
-            command = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
+        command = _command(child)
         if b"spawn_main" in command:
             out.append(child)
+        elif b"multiprocessing.forkserver" in command:
+            out.extend(live(PARENT, child))
     return out
+
+
+def _command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _serve(workspace: Path, warm_up: bool) -> subprocess.Popen[str]:
@@ -173,6 +180,8 @@ def test_a_server_that_is_killed_takes_its_workers_with_it(tmp_path: Path, how: 
         time.sleep(0.1)
     started = _workers(proc.pid)
     assert started
+    # and the fork server they were forked from, where there is one
+    started += [child for child in live(PARENT, proc.pid) if b"multiprocessing.forkserver" in _command(child)]
     proc.send_signal(how)
     proc.wait(30)
     deadline = time.monotonic() + 10

@@ -1,5 +1,9 @@
 """``python -m tandem`` and the ``tandem`` command.
 
+``tandem pack`` scans the files it packs for secrets in worker processes: their fork server starts first thing,
+and imports detect-secrets on another CPU while this process imports the CLI (where there is more than one CPU
+and a fork server; see ``tandem.fork_server``).
+
 The CLI is imported with the garbage collector paused: importing pydantic's models and Typer's commands creates
 objects by the hundred thousand and no garbage, and collecting them over and over costs a fifth of the import
 time of a short command such as ``tandem pack``. What was imported is then frozen out of later collections.
@@ -8,9 +12,24 @@ time of a short command such as ``tandem pack``. What was imported is then froze
 from __future__ import annotations
 
 import gc
+import os
+import sys
+
+SECRET_SCAN_MODULE = "tandem.core.secret_scan_prepared"
+"""What ``tandem pack``'s workers preload (``secret_engine.PREPARED``, named here so as not to import it)."""
+
+
+def _start_pack_workers(argv: list[str]) -> None:
+    if argv[:1] != ["pack"] or "--no-secret-scan" in argv or (os.cpu_count() or 1) < 2:
+        return
+    from tandem import fork_server
+
+    fork_server.preload(SECRET_SCAN_MODULE)
+    fork_server.start()
 
 
 def main() -> None:
+    _start_pack_workers(sys.argv[1:])
     gc.disable()
     try:
         from tandem.cli import main as cli

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import anyio
+
 from tandem.core import regex_sets, result_cache, text_files, worker_processes
 from tandem.core.context import CallContext
 from tandem.core.errors import ToolError
@@ -789,6 +791,10 @@ _WARM_UP_TEXT = b"password = 'not-a-secret'\nurl: https://user:pass@example.com\
 _WARM_UP_NAMES = ("warm-up.py", "warm-up.yaml", "warm-up.ini", "warm-up.js", "warm-up.txt")
 
 
+PREPARED = "tandem.core.secret_scan_prepared"
+"""The module whose import runs ``prepare``: what worker processes preload (``worker_processes.preload``)."""
+
+
 def prepare() -> None:
     """Load detect-secrets and what a first scan compiles (its plugins' and filters' modules, their regexes and
     what Tandem reads from them) by scanning a few lines in this process: a server's warm-up, here and in each
@@ -1100,10 +1106,14 @@ async def _scan_now(
 
         return await ctx.run_sync(scan_here)
     batches = _batches(files, sizes)
-    futures: list[Future[Scan]] = [
-        worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch, every_text)
-        for batch in batches
-    ]
+    # Submitted from a thread (starting a worker waits for the fork server, which may still be importing), and
+    # not abandoned when the call is cancelled meanwhile: the futures are cancelled below.
+    futures: list[Future[Scan]] = await anyio.to_thread.run_sync(
+        lambda: [
+            worker_processes.submit(scan_file_batch, workspace, budget, config, source, batch, every_text)
+            for batch in batches
+        ]
+    )
     outcome = Scan([], [], 0, {})
     try:
         for batch, future in zip(batches, futures, strict=True):

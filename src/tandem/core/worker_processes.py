@@ -1,6 +1,8 @@
 """CPU-bound work spread over worker processes, for tools that parse thousands of files (threads share one GIL,
-and parsers such as ast-grep's hold it). The pool starts on first use with the ``spawn`` method (forking a process
-that runs an event loop and threads is unsafe) and lives as long as the server.
+and parsers such as ast-grep's hold it). The pool starts on first use and lives as long as the server. Its
+workers are forked from ``tandem.fork_server`` (a single-threaded process that has imported what they need:
+forking this one, which runs an event loop and threads, would be unsafe), or spawned where there is no fork
+server; either way a worker runs with the environment and working directory its pool was made with.
 
 A worker that dies takes only its own call down: the call gets a ``ToolError`` and the next one gets a new pool.
 """
@@ -8,6 +10,7 @@ A worker that dies takes only its own call down: the call gets a ``ToolError`` a
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -20,6 +23,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from tandem import fork_server
 from tandem.core.errors import ToolError
 
 T = TypeVar("T")
@@ -44,11 +48,12 @@ def _get_pool() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
+            fork_server.start()
             _pool = ProcessPoolExecutor(
                 worker_count(),
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=fork_server.context(),
                 initializer=_set_up,
-                initargs=(tuple(_setups),),
+                initargs=(tuple(_setups), fork_server.modules(), dict(os.environ), os.getcwd()),
             )
         return _pool
 
@@ -61,13 +66,22 @@ def _discard(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _set_up(setups: tuple[Callable[[], None], ...]) -> None:
+def _set_up(
+    setups: tuple[Callable[[], None], ...], modules: tuple[str, ...], environ: dict[str, str], cwd: str
+) -> None:
     """A worker process's start: its standard output is its standard error (it inherited the server's, which on
-    stdio is the JSON-RPC stream: nothing a worker prints may reach it); it ends when the process that started it
-    ends, however that ends (a server killed has no chance to stop its pool, and a worker waits on its work queue
-    forever); then the setups."""
+    stdio is the JSON-RPC stream: nothing a worker prints may reach it); its environment and working directory are
+    its pool's (a forked worker has the fork server's, from when that started); it ends when the process that
+    started it ends, however that ends (a server killed has no chance to stop its pool, and a worker waits on its
+    work queue forever); then the preloaded modules are imported (already, when it was forked from the server) and
+    the setups run."""
     sys.stdout.flush()
     os.dup2(2, 1)
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
+    with contextlib.suppress(OSError):
+        os.chdir(cwd)
     parent = multiprocessing.parent_process()
     if parent is not None:
 
@@ -79,11 +93,22 @@ def _set_up(setups: tuple[Callable[[], None], ...]) -> None:
             os._exit(1)
 
         threading.Thread(target=watch, name="tandem-parent-watch", daemon=True).start()
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:  # a preload only saves a later call time; that call will meet the error itself
+            continue
     for fn in setups:
         try:
             fn()
-        except Exception:  # a setup only saves a later call time; that call will meet the error itself
+        except Exception:
             continue
+
+
+def preload(module: str) -> None:
+    """Have every worker import ``module`` as it starts, and the fork server once, if it has not started yet
+    (see ``tandem.fork_server.preload``): what its first task would otherwise import or compile."""
+    fork_server.preload(module)
 
 
 def prepare_with(fn: Callable[[], None]) -> None:
@@ -103,8 +128,9 @@ def start(count: int | None = None) -> None:
 
 
 def started() -> bool:
-    """Whether the pool's processes are running (starting them costs each a Python start-up and its imports)."""
-    return _pool is not None
+    """Whether workers are running or start at little cost: the pool runs, or its fork server does (a spawned
+    worker costs a Python start-up and its imports)."""
+    return _pool is not None or fork_server.running()
 
 
 def submit(fn: Callable[..., T], *args: Any) -> Future[T]:

@@ -54,7 +54,7 @@ WARM_WORKERS = 2
 def _warm_up(settings: Settings) -> None:
     """What a server's first pack would otherwise start itself: worker processes with detect-secrets loaded
     (they scan the files), and here detect-secrets and the default encoding's encoder."""
-    worker_processes.prepare_with(secret_engine.prepare)
+    worker_processes.preload(secret_engine.PREPARED)
     worker_processes.start(WARM_WORKERS)
     secret_engine.prepare()
     tokens.encoding(DEFAULT_ENCODING)

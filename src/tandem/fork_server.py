@@ -1,0 +1,70 @@
+"""The worker pool's fork server: one process, started once, that imports what the workers need and forks every
+worker from itself, so that a worker starts with those imports done. A spawned worker pays a Python start-up and
+the imports itself (detect-secrets, Tandem's scanner, their compiled regexes: some 0.3 s of CPU on each start),
+and a one-shot ``tandem pack`` would wait for them.
+
+Standard library only, so that a process can start it before its own imports: ``tandem pack`` does, first thing,
+and the server imports on another CPU while the command imports the rest. Where the platform has no fork server
+(Windows), workers are spawned and the modules imported in each as it starts.
+
+The server is ``multiprocessing``'s own: single-threaded (forking it is safe, unlike forking a process that runs an
+event loop and threads), it ends when the process that started it ends, and its workers are that process's to
+stop, as spawned ones are.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+import threading
+
+_lock = threading.Lock()
+_modules: list[str] = []
+_started_by = 0
+"""The pid of the process that started the fork server (a forked child does not have its parent's)."""
+
+
+def available() -> bool:
+    """Whether this platform has a fork server (Linux and macOS do; Windows does not)."""
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def context() -> multiprocessing.context.BaseContext:
+    """The context worker pools are made with: the fork server's where there is one, else ``spawn``."""
+    return multiprocessing.get_context("forkserver" if available() else "spawn")
+
+
+def preload(module: str) -> None:
+    """Have ``module`` imported in the fork server, if it has not started yet, and in each worker as it starts
+    (at no cost in one forked from a server that imported it). Its import should prepare a worker: load what the
+    worker's first task would otherwise load."""
+    with _lock:
+        if module not in _modules:
+            _modules.append(module)
+
+
+def modules() -> tuple[str, ...]:
+    """What ``preload`` was given, in order."""
+    with _lock:
+        return tuple(_modules)
+
+
+def start() -> bool:
+    """Start the fork server now, if the platform has one and this process has not started it; returns at once
+    (the server imports in its own process, and forks the first worker once it has). Whether one runs."""
+    global _started_by
+    if not available():
+        return False
+    from multiprocessing import forkserver
+
+    with _lock:
+        forkserver.set_forkserver_preload(list(_modules))  # read by the server when it starts, only then
+        forkserver.ensure_running()
+        _started_by = os.getpid()
+    return True
+
+
+def running() -> bool:
+    """Whether this process started the fork server (workers start from it in milliseconds)."""
+    return _started_by == os.getpid()

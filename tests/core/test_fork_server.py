@@ -1,0 +1,117 @@
+"""Worker processes forked from a fork server that imported what they need: the imports happen once, in the
+server, before any worker starts; a worker still runs with its pool's environment and working directory (not
+the server's, from when it started); ``tandem pack`` starts the server first thing, only when it will scan."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import tandem.__main__ as entry
+from tandem import fork_server
+from tandem.core import secret_engine, worker_processes
+
+needs_fork_server = pytest.mark.skipif(not fork_server.available(), reason="no fork server on this platform")
+
+
+@needs_fork_server
+def test_workers_start_with_what_the_server_imported_once(tmp_path: Path) -> None:
+    (tmp_path / "probe_preload.py").write_text("import os\nIMPORTED_IN = os.getpid()\n")
+    script = tmp_path / "workers.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            from tandem.core import worker_processes
+
+            def where():
+                import probe_preload
+                return os.getpid(), probe_preload.IMPORTED_IN
+
+            if __name__ == "__main__":
+                worker_processes.preload("probe_preload")
+                futures = [worker_processes.submit(where) for _ in range(40)]
+                print(sorted({future.result(timeout=60) for future in futures}))
+                print("probe_preload" in sys.modules)
+                worker_processes.shutdown(wait=True)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    answers, imported_here = done.stdout.splitlines()
+    pairs = ast.literal_eval(answers)  # (worker pid, pid the module was imported in) pairs
+    workers = {worker for worker, _ in pairs}
+    imported_in = {pid for _, pid in pairs}
+    assert len(workers) >= 1 and len(imported_in) == 1  # every worker has the one import, from before it was forked
+    assert not imported_in & workers and os.getpid() not in imported_in
+    assert imported_here == "False"  # and the process that asked never imported it
+
+
+def test_a_worker_has_its_pools_environment_and_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork server has the environment and directory of when it started (here: whichever test started it);
+    a worker has those of when its pool was made, as a spawned one would."""
+    worker_processes.start(1)  # the server (where there is one) runs before the change
+    worker_processes.shutdown(wait=True)
+    monkeypatch.setenv("TANDEM_TEST_POOL_MARK", tmp_path.name)
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert worker_processes.submit(functools.partial(os.getenv, "TANDEM_TEST_POOL_MARK")).result(60) == (
+            tmp_path.name
+        )
+        assert worker_processes.submit(os.getcwd).result(60) == str(tmp_path)
+    finally:
+        worker_processes.shutdown(wait=True)
+
+
+@needs_fork_server
+def test_a_worker_sees_no_variable_its_pool_did_not_have(tmp_path: Path) -> None:
+    script = tmp_path / "workers.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import functools, os
+            from tandem import fork_server
+            from tandem.core import worker_processes
+
+            if __name__ == "__main__":
+                os.environ["TANDEM_TEST_GONE"] = "1"
+                fork_server.start()  # the server has it
+                del os.environ["TANDEM_TEST_GONE"]
+                print(worker_processes.submit(functools.partial(os.getenv, "TANDEM_TEST_GONE")).result(timeout=60))
+                worker_processes.shutdown(wait=True)
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "None\n"
+
+
+def test_pack_starts_the_fork_server_first_only_when_it_will_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[tuple[str, ...]] = []
+    monkeypatch.setattr(fork_server, "start", lambda: started.append(fork_server.modules()) or True)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for argv in (["serve"], ["pack", "--no-secret-scan"], ["tools"], [], ["pack", "src", "--no-secret-scan"]):
+        entry._start_pack_workers(argv)
+    assert started == []
+    entry._start_pack_workers(["pack", "src", "-o", "out.xml"])
+    assert len(started) == 1 and secret_engine.PREPARED in started[0]
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # one CPU: a second process would only compete
+    entry._start_pack_workers(["pack"])
+    assert len(started) == 1
+
+
+def test_the_entry_point_names_the_module_the_scanner_preloads() -> None:
+    """``tandem/__main__.py`` names it without importing the scanner; the two must agree."""
+    assert entry.SECRET_SCAN_MODULE == secret_engine.PREPARED
+    assert (Path(secret_engine.__file__).parent / (secret_engine.PREPARED.rsplit(".", 1)[1] + ".py")).is_file()
