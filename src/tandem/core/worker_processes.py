@@ -123,8 +123,15 @@ def start(count: int | None = None) -> None:
     """Start ``count`` worker processes (every one the pool may run, when ``None``) now rather than on first use
     (a server's warm-up); returns at once. The others start when work needs them."""
     pool = _get_pool()
-    for _ in range(worker_count() if count is None else min(count, worker_count())):
-        pool.submit(os.getpid)  # with no worker idle, each submission starts one
+    wanted = worker_count() if count is None else min(count, worker_count())
+
+    def start_them() -> None:
+        with contextlib.suppress(RuntimeError, BrokenProcessPool):  # shut down meanwhile
+            for _ in range(wanted):
+                pool.submit(os.getpid)  # with no worker idle, each submission starts one
+
+    # In a thread: starting a worker from the fork server waits until the server has imported what it preloads.
+    threading.Thread(target=start_them, name="tandem-worker-start", daemon=True).start()
 
 
 def started() -> bool:
