@@ -542,9 +542,11 @@ def main() -> None:
             raise
         # The interpreter's teardown frees the tokenizer and every module, object by object: a third of a second
         # a one-shot command does not need to spend once its output is written.
+        from tandem import fork_server
         from tandem.core import result_cache, worker_processes
 
         worker_processes.shutdown(wait=True)
+        fork_server.stop()
         result_cache.flush_all()  # the counts and verdicts a later pack finds: written before the process ends
         sys.stdout.flush()
         sys.stderr.flush()

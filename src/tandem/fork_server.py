@@ -14,6 +14,7 @@ stop, as spawned ones are.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.context
 import os
@@ -63,6 +64,31 @@ def start() -> bool:
         forkserver.ensure_running()
         _started_by = os.getpid()
     return True
+
+
+def stop() -> None:
+    """End the fork server this process started, at once (a one-shot command about to exit whose workers are
+    gone: a server still importing would otherwise outlive it until its imports are done, holding the command's
+    standard output and error open, and whoever reads them waiting)."""
+    global _started_by
+    if not running():
+        return
+    import signal
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    with _lock, server._lock:
+        _started_by = 0
+        pid = getattr(server, "_forkserver_pid", None)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        # What multiprocessing does on finding its server dead: the next worker starts a new one.
+        with contextlib.suppress(OSError, TypeError):
+            os.close(server._forkserver_alive_fd)
+        server._forkserver_address = server._forkserver_alive_fd = server._forkserver_pid = None
 
 
 def running() -> bool:

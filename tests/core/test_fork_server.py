@@ -115,3 +115,50 @@ def test_the_entry_point_names_the_module_the_scanner_preloads() -> None:
     """``tandem/__main__.py`` names it without importing the scanner; the two must agree."""
     assert entry.SECRET_SCAN_MODULE == secret_engine.PREPARED
     assert (Path(secret_engine.__file__).parent / (secret_engine.PREPARED.rsplit(".", 1)[1] + ".py")).is_file()
+
+
+@needs_fork_server
+def test_a_stopped_server_is_gone_at_once_and_the_next_pool_starts_another(tmp_path: Path) -> None:
+    """``tandem pack`` stops the server as it exits: one still importing would hold the command's output open
+    until it is done (whoever reads the output would wait for it)."""
+    script = tmp_path / "workers.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, time
+            from multiprocessing import forkserver
+            from tandem import fork_server
+            from tandem.core import worker_processes
+
+            if __name__ == "__main__":
+                fork_server.preload("probe_slow")  # an import that takes 30 s
+                fork_server.start()
+                server = forkserver._forkserver._forkserver_pid
+                started = time.monotonic()
+                fork_server.stop()
+                print(time.monotonic() - started < 5, fork_server.running())
+                try:
+                    os.kill(server, 0)
+                    print("still there")
+                except ProcessLookupError:
+                    print("gone")
+                del os.environ["PROBE_SLOW"]  # the next server imports it at once
+                worker = worker_processes.submit(os.getpid).result(timeout=120)
+                print(fork_server.running(), forkserver._forkserver._forkserver_pid not in (None, server), worker > 0)
+                worker_processes.shutdown(wait=True)
+                fork_server.stop()
+            """
+        )
+    )
+    (tmp_path / "probe_slow.py").write_text("import os, time\nif os.environ.get('PROBE_SLOW'):\n    time.sleep(30)\n")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "PROBE_SLOW": "1"},
+        capture_output=True,  # the pipes a slow server would hold open
+        text=True,
+        timeout=25,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["True False", "gone", "True True True"]
