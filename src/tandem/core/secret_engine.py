@@ -31,14 +31,16 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
 from tandem.core import regex_sets, result_cache, text_files, worker_processes
-from tandem.core.context import CallContext
 from tandem.core.errors import ToolError
 from tandem.core.workspace_path import open_in_workspace
+
+if TYPE_CHECKING:  # (not imported here: worker processes import this module, and need none of the call context)
+    from tandem.core.context import CallContext
 
 BATCH_BYTES = 256 * 1024
 """A worker task's share of the bytes to scan, at most: small enough that every worker process stays busy and
