@@ -24,11 +24,14 @@ _lock = threading.Lock()
 _modules: list[str] = []
 _started_by = 0
 """The pid of the process that started the fork server (a forked child does not have its parent's)."""
+_failed = False
+"""Whether a start failed (no place for its socket, no process to spare): workers are spawned from then on."""
 
 
 def available() -> bool:
-    """Whether this platform has a fork server (Linux and macOS do; Windows does not)."""
-    return "forkserver" in multiprocessing.get_all_start_methods()
+    """Whether this platform has a fork server (Linux and macOS do; Windows does not) and it has not failed to
+    start."""
+    return not _failed and "forkserver" in multiprocessing.get_all_start_methods()
 
 
 def context() -> multiprocessing.context.BaseContext:
@@ -54,14 +57,18 @@ def modules() -> tuple[str, ...]:
 def start() -> bool:
     """Start the fork server now, if the platform has one and this process has not started it; returns at once
     (the server imports in its own process, and forks the first worker once it has). Whether one runs."""
-    global _started_by
+    global _started_by, _failed
     if not available():
         return False
     from multiprocessing import forkserver
 
     with _lock:
         forkserver.set_forkserver_preload(list(_modules))  # read by the server when it starts, only then
-        forkserver.ensure_running()
+        try:
+            forkserver.ensure_running()
+        except OSError:
+            _failed = True
+            return False
         _started_by = os.getpid()
     return True
 

@@ -162,3 +162,31 @@ def test_a_stopped_server_is_gone_at_once_and_the_next_pool_starts_another(tmp_p
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["True False", "gone", "True True True"]
+
+
+@needs_fork_server
+def test_a_fork_server_that_cannot_start_leaves_workers_spawned(tmp_path: Path) -> None:
+    """(The failure is injected: ``ensure_running`` raises as it does when there is no place for its socket.)"""
+    script = tmp_path / "workers.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os
+            from multiprocessing import forkserver
+            from tandem import fork_server
+            from tandem.core import worker_processes
+
+            def no_socket():
+                raise OSError(28, "No space left on device")
+
+            if __name__ == "__main__":
+                forkserver.ensure_running = no_socket
+                print(fork_server.start(), fork_server.available(), fork_server.context().get_start_method())
+                print(worker_processes.submit(os.getpid).result(timeout=120) != os.getpid())
+                worker_processes.shutdown(wait=True)
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["False False spawn", "True"]
