@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -125,5 +126,18 @@ def test_pack_writes_the_pack_and_its_parts(tmp_path: Path) -> None:
     parts = sorted(tmp_path.glob("part-*.xml"))
     assert len(parts) >= 3 and all(tiktoken_count(p.read_text()) <= 1000 for p in parts)
     assert '<file path="src/a.py" lines="1-' in parts[0].read_text() and "README" not in split.stdout
+    # Files with CRLF and form feeds are written as they were packed and counted, whole or in parts.
+    (tmp_path / "src" / "crlf.py").write_bytes(b"def windows():\r\n    return 1\r\n\x0c\ndef feed():\n    pass\n")
+    exact = tandem("pack", "-o", "exact.xml", cwd=tmp_path)
+    assert exact.returncode == 0, exact.stderr
+    written = (tmp_path / "exact.xml").read_bytes().decode()
+    pack_id = re.search(r"as pack ([0-9a-f]{12})", exact.stdout).group(1)
+    assert written == (tmp_path / ".tandem" / "packs" / f"{pack_id}.txt").read_bytes().decode()
+    assert "def windows():\r\n" in written and f"{tiktoken_count(written):,} tokens" in exact.stdout
+    split = tandem("pack", "src", "-o", "exact.xml", "--token-budget", "1000", cwd=tmp_path)
+    pack_id = re.search(r"as pack ([0-9a-f]{12})", split.stdout).group(1)
+    parts = sorted(tmp_path.glob("exact-*.xml"), key=lambda p: int(p.stem.split("-")[1]))
+    stored = (tmp_path / ".tandem" / "packs" / f"{pack_id}.txt").read_bytes().decode()
+    assert "".join(p.read_bytes().decode() for p in parts) == stored and "\r\n" in stored
     outside = tandem("pack", "..", cwd=tmp_path)
     assert outside.returncode == 1 and "outside the workspace" in outside.stderr

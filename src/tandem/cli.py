@@ -505,15 +505,19 @@ def pack(
     result = _invoke_local(settings, _registry(settings), "pack_codebase", args)
     stats = result.structured
     target = output or Path(f"tandem-pack{_PACK_SUFFIX.get(style, '.txt')}")
-    lines = PackStore(settings.data_path / "packs").get(stats["pack_id"]).lines()
-    written = []
-    for number, part in enumerate(stats.get("parts") or [None], 1):
-        chosen = lines if part is None else lines[part["start_line"] - 1 : part["end_line"]]
-        where = target if part is None else target.with_name(f"{target.stem}-{number}{target.suffix}")
-        where.write_text("\n".join(chosen) + "\n", encoding="utf-8")
-        written.append(str(where))
+    stored = PackStore(settings.data_path / "packs").get(stats["pack_id"])
+    # Written byte for byte as counted (no newline translated); a split pack's parts each exactly its lines.
+    outputs = [(target, stored.text())]
+    if parts := stats.get("parts"):
+        lines = stored.lines()
+        outputs = [
+            (target.with_name(f"{target.stem}-{n}{target.suffix}"), "".join(f"{line}\n" for line in lines[a - 1 : b]))
+            for n, (a, b) in enumerate(((p["start_line"], p["end_line"]) for p in parts), 1)
+        ]
+    for where, text in outputs:
+        where.write_bytes(text.encode("utf-8"))
     typer.echo(result.content[0].text)
-    typer.echo(f"written: {', '.join(written)}")
+    typer.echo(f"written: {', '.join(str(where) for where, _ in outputs)}")
     _finish_fast.append(True)
 
 

@@ -165,6 +165,43 @@ async def test_read_and_grep_a_stored_pack(client: Client, workspace: Path) -> N
     assert "refused" in await refused(client, "grep_packed", pack_id=stats["pack_id"], pattern="(unclosed")
 
 
+BREAKS = {
+    "src/crlf.py": "def windows():\r\n    return 1\r\n",
+    "src/feed.py": "def before():\n    pass\n\x0c\ndef after_feed():\n    pass\n",
+    "notes.txt": "one\u2028two\rthree\x1cfour\x85five\nlast_note\n",
+}
+
+
+async def test_files_keep_their_line_breaks_and_lines_are_numbered_at_newlines(client: Client, workspace: Path) -> None:
+    """CRLF, a form feed, a line or record separator inside a file stay as they are: the pack sent, the pack
+    stored and its lines (read_packed, grep_packed, parts) are the same text, counted exactly."""
+    for name, text in BREAKS.items():
+        (workspace / name).write_bytes(text.encode())
+    stats, _, output = await pack(client)
+    for text in BREAKS.values():
+        assert text in output
+    assert stats["total_tokens"] == tiktoken_count(output)
+    lines = output.removesuffix("\n").split("\n")
+    pages = []
+    for start in range(1, len(lines) + 1, 40):
+        page = await client.call_tool(
+            "read_packed", {"pack_id": stats["pack_id"], "start_line": start, "end_line": start + 39}
+        )
+        pages.append(page.content[1].text)
+    assert "".join(pages) == output and page.structured_content["total_lines"] == len(lines)
+    for word, owner in (("after_feed", "src/feed.py"), ("last_note", "notes.txt"), ("windows", "src/crlf.py")):
+        found = await call(client, "grep_packed", pack_id=stats["pack_id"], pattern=word)
+        (match,) = found["matches"]
+        assert match["file"] == owner and match["text"] == lines[match["line"] - 1] and word in match["text"]
+    split, _, _ = await pack(client, token_budget=500)
+    texts = []
+    for part in split["parts"]:
+        answer = await client.call_tool("read_packed", {"pack_id": split["pack_id"], "part": part["part"]})
+        texts.append(answer.content[1].text)
+        assert tiktoken_count(texts[-1]) == part["tokens"]
+    assert all(text in "".join(texts) for text in BREAKS.values())
+
+
 def test_the_oldest_packs_are_removed(tmp_path: Path) -> None:
     from tandem.toolsets.context.store import PackStore
 

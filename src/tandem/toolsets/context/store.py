@@ -24,8 +24,15 @@ class StoredPack:
     text_path: Path
     meta: dict[str, Any]
 
+    def text(self) -> str:
+        """The pack as it was made and counted (no newline translated)."""
+        return self.text_path.read_bytes().decode("utf-8")
+
     def lines(self) -> list[str]:
-        return self.text_path.read_text(encoding="utf-8").splitlines()
+        """The pack's lines, split at newlines only, as its parts, its line count and ripgrep number them: a
+        carriage return, form feed or line separator inside a packed file stays in its line."""
+        text = self.text()
+        return text.removesuffix("\n").split("\n") if text else []
 
 
 class PackStore:
