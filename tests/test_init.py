@@ -16,6 +16,7 @@ import httpx2 as httpx
 import pytest
 
 from tandem.daemon import DaemonFiles
+from tests.test_import_path import plant, ran
 
 CORPUS = Path(__file__).parent / "fixtures" / "catalog"
 INITIALIZE = {
@@ -79,7 +80,7 @@ def test_init_starts_a_healthy_daemon_and_configures_claude_code(workspace: Path
     assert json.loads((workspace / ".mcp.json").read_text()) == config
 
 
-def test_the_desktop_snippet_is_a_working_stdio_server(workspace: Path, env: dict[str, str]) -> None:
+def test_the_desktop_snippet_is_a_working_stdio_server(workspace: Path, env: dict[str, str], tmp_path: Path) -> None:
     done = init(workspace, env, "--no-start")
     assert done.returncode == 0, done.stderr
     assert "not started (--no-start)" in done.stdout and "Claude Desktop: merge " in done.stdout
@@ -89,6 +90,8 @@ def test_the_desktop_snippet_is_a_working_stdio_server(workspace: Path, env: dic
     }
     snippet = json.loads((workspace / ".tandem" / "clients" / "claude_desktop_config.json").read_text())
     server = snippet["mcpServers"]["tandem"]
+    # Started where modules named like Tandem's dependencies lie, it imports its own (tests/test_import_path.py).
+    elsewhere = plant(tmp_path / "elsewhere")
     # What Claude Desktop does with it: spawn the command, speak JSON-RPC lines on its stdin and stdout.
     spawned = subprocess.run(
         [server["command"], *server["args"]],
@@ -97,12 +100,13 @@ def test_the_desktop_snippet_is_a_working_stdio_server(workspace: Path, env: dic
         text=True,
         timeout=60,
         env=env,
-        cwd="/",
+        cwd=elsewhere,
         check=False,
     )
     reply = json.loads(spawned.stdout.splitlines()[0])
     assert reply["id"] == 1 and reply["result"]["serverInfo"]["name"].lower().startswith("tandem")
     assert str(workspace) in spawned.stderr  # it serves the workspace init was run for, whatever its cwd
+    assert ran(elsewhere) == []
 
 
 def test_the_seed_port_variable_is_what_gets_written(workspace: Path, env: dict[str, str]) -> None:

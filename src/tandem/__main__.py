@@ -28,7 +28,16 @@ def _start_pack_workers(argv: list[str]) -> None:
     fork_server.start()
 
 
+def _forget_working_directory() -> None:
+    """``python -m tandem`` puts the working directory first on the import path (unless ``-P``): run in a
+    workspace holding a ``typer.py`` or a ``pydantic/``, it would import and run that instead of Tandem's own
+    dependency. Tandem never imports from the working directory; the worker processes inherit this path too."""
+    if not sys.flags.safe_path and sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+
+
 def main() -> None:
+    _forget_working_directory()
     _start_pack_workers(sys.argv[1:])
     gc.disable()
     try:

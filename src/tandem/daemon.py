@@ -36,6 +36,7 @@ from typing import Any
 import httpx2 as httpx
 
 from tandem.core import write_atomic
+from tandem.core.commands import tandem_argv
 
 PID_FILE = "tandem.pid"
 STATE_FILE = "daemon.json"
@@ -285,7 +286,7 @@ class Supervisor:
             # A restart comes back on the port clients already know (the first run may have picked it: --port 0).
             args += ["--port", url.rsplit(":", 1)[1]]
         self.child = subprocess.Popen(
-            [sys.executable, "-m", "tandem", *args],
+            tandem_argv(*args),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -343,7 +344,7 @@ def start(files: DaemonFiles, supervise_args: list[str], timeout_s: float = READ
     files.data_path.mkdir(parents=True, exist_ok=True)
     log_size = files.log.stat().st_size if files.log.exists() else 0
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "tandem", "supervise", *supervise_args],
+        tandem_argv("supervise", *supervise_args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

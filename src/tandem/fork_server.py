@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.context
+import multiprocessing.util
 import os
 import threading
+from collections.abc import Callable
 
 _lock = threading.Lock()
 _modules: list[str] = []
@@ -26,6 +28,27 @@ _started_by = 0
 """The pid of the process that started the fork server (a forked child does not have its parent's)."""
 _failed = False
 """Whether a start failed (no place for its socket, no process to spare): workers are spawned from then on."""
+
+
+def _with_safe_path(flags: Callable[[], list[str]]) -> Callable[[], list[str]]:
+    """``flags`` (the interpreter options multiprocessing starts its processes with) plus ``-P``: the fork server
+    and spawned workers start as ``python -c ...``, which puts their working directory (a workspace) first on the
+    import path, so a workspace's ``anyio.py`` or ``tandem/`` would be imported, and run, instead of the real one.
+    (Python 3.11's fork server ignores the import path it is handed; ``-P`` keeps the directory out.)"""
+    if getattr(flags, "safe_path", False):
+        return flags
+
+    def with_safe_path() -> list[str]:
+        options = flags()
+        return options if "-P" in options else [*options, "-P"]
+
+    with_safe_path.safe_path = True  # type: ignore[attr-defined]
+    return with_safe_path
+
+
+multiprocessing.util._args_from_interpreter_flags = _with_safe_path(  # type: ignore[attr-defined]
+    multiprocessing.util._args_from_interpreter_flags  # type: ignore[attr-defined]
+)
 
 
 def available() -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 
 from tandem.config import Settings
 from tandem.core import ToolError, text_files, write_atomic
+from tandem.core.commands import tandem_argv
 
 SERVER_NAME = "tandem"
 CLAUDE_CODE_FILE = ".mcp.json"
@@ -162,10 +163,8 @@ def write_claude_code_config(workspace: Path, url: str) -> tuple[Path, str]:
 
 def desktop_entry(settings: Settings) -> dict[str, Any]:
     """Claude Desktop runs its servers itself, over stdio: this Python, this workspace."""
-    return {
-        "command": sys.executable,
-        "args": ["-m", "tandem", "serve", "--workspace", str(settings.workspace)],
-    }
+    command, *args = tandem_argv("serve", "--workspace", str(settings.workspace))
+    return {"command": command, "args": args}
 
 
 def write_desktop_snippet(settings: Settings) -> Path:

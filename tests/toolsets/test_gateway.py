@@ -22,6 +22,7 @@ from tandem.core import Registry, ToolError, Toolset, discover_toolsets
 from tandem.core.registry import load_toolset
 from tandem.server import TandemServer
 from tests.conftest import ServerProcess
+from tests.test_import_path import plant, ran
 from tests.toolsets.calls import call, git, refused
 
 pytestmark = pytest.mark.anyio
@@ -289,6 +290,19 @@ async def test_hooks_on_namespaced_tools_guard_direct_and_delegated_calls(repo: 
     assert direct == delegated == "coder.write_file is refused until validation passed"
     assert not (repo / "new.py").exists()
     assert validated == [True]
+
+
+async def test_the_coder_child_imports_none_of_the_workspaces_modules(tmp_path: Path, git_identity: None) -> None:
+    """It starts with the workspace as its directory (tests/test_import_path.py)."""
+    workspace = plant(tmp_path / "ws")
+    (workspace / "calc.py").write_text("def total(xs):\n    return sum(xs)\n")
+    git(workspace, "init", "-q")
+    async with orchestrator(workspace) as client:
+        state = await status(client)
+        read = await call(client, "coder.read_file", path="calc.py")
+    assert state["state"] == "running", state
+    assert "def total(xs):" in read
+    assert ran(workspace) == []
 
 
 async def test_the_gateway_without_upstreams_says_how_to_add_one(repo: Path) -> None:

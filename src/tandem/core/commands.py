@@ -299,6 +299,13 @@ async def _feed(process: Process, data: bytes) -> None:
         await process.stdin.aclose()
 
 
+def tandem_argv(*args: str) -> list[str]:
+    """The argv that runs this Tandem again with ``args``: this Python with ``-P``, so that the directory it
+    starts in (often a workspace) is not put first on its import path, where a workspace's ``typer.py`` or
+    ``pydantic/`` would be imported, and run, instead of Tandem's own dependency."""
+    return [sys.executable, "-P", "-m", "tandem", *args]
+
+
 def installed_program(name: str) -> str | None:
     """A program Tandem's own dependencies install: the one beside this Python (a wheel's script, such as rg or
     just), else the one on PATH; ``None`` if neither."""

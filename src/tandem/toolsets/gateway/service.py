@@ -14,7 +14,6 @@ import contextlib
 import functools
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from tandem.core import (
     ToolResult,
 )
 from tandem.core.command_policy import scrubbed_environment
+from tandem.core.commands import tandem_argv
 from tandem.core.gateway_settings import UpstreamSettings
 from tandem.core.registry import Tool
 from tandem.core.schema import Signature
@@ -62,7 +62,7 @@ def upstream_specs(settings: Settings) -> list[UpstreamSettings]:
     gateway = settings.gateway
     if gateway.upstreams or settings.profile != "orchestrator" or not gateway.default_coder:
         return list(gateway.upstreams)
-    argv = [sys.executable, "-m", "tandem", "serve", "--profile", "coder", "--workspace", str(settings.workspace)]
+    argv = tandem_argv("serve", "--profile", "coder", "--workspace", str(settings.workspace))
     return [UpstreamSettings(name=DEFAULT_UPSTREAM, command=argv)]
 
 
