@@ -6,15 +6,17 @@ and each tool's reported total against tiktoken's own count of the text it produ
 
 Two ways each tool is used, both measured:
 
-- as a command (``repomix`` against ``tandem pack``), a fresh process per pack. Tandem three times: a *first
-  pack*, with its result cache off (every token count and secret scan computed, as on a repository it has never
-  seen); a *repeat pack* of files packed before; and a pack *after an edit*, one line added to one file first (as
-  when an assistant packs again while it works).
+- as a command (``repomix`` against ``tandem pack``), a fresh process per pack, three times each: a *first pack*,
+  with the tool's cache off (Tandem's result cache, Repomix's token-count cache: every count and secret check
+  computed, as on a repository it has never seen); a *repeat pack* of files packed before, its cache holding them;
+  and a pack *after an edit*, one line added to one file first (as when an assistant packs again while it works).
+  Each tool packs its own copy, so that one's edits never reach the other's cache.
 - as an MCP server over stdio (``repomix --mcp`` against ``tandem serve --toolsets context``), both started
-  afresh every round with nothing cached (Tandem's result cache empty) and ``pack_codebase`` called as soon as
-  the client has connected: the first call, a later call, and a call after an edit.
+  afresh every round with nothing cached (Tandem's result cache and Repomix's token-count cache empty) and
+  ``pack_codebase`` called as soon as the client has connected (or ``--settle`` seconds later): the first call, a
+  later call, and a call after an edit.
 
-Both pack a copy of the repository (the files git lists, .gitignore included), so the edits never touch it.
+Both pack copies of the repository (the files git lists, .gitignore included), so the edits never touch it.
 
 XML output, each tool's default ignores and .gitignore, secret checks on (Repomix: secretlint; Tandem:
 detect-secrets) unless ``--no-secret-check`` (then the command-line table only: Repomix's MCP tool has no such
@@ -44,6 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from tandem.core.tokens import encoding  # noqa: E402
+
+TANDEM_DATA = ".tandem/**"
+"""Tandem's data directory in the copy (its stored packs among them), which Repomix is told to leave out: a
+repository whose .gitignore does not list it would have Repomix pack every pack Tandem stored there."""
 
 
 def tiktoken_count(text: str) -> int:
@@ -113,53 +119,58 @@ class Editor:
             handle.write(f"\nedited by bench/pack.py ({self.edits})\n")
 
 
-def commands(repomix: str, repo: Path, rounds: int, secrets: bool, cache: Path) -> list[Runs]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    first_env = {**env, "TANDEM_RESULT_CACHE": "off"}
-    editor = Editor(repo)
+KINDS = ("first pack", "repeat pack", "after an edit")
+
+
+def commands(repomix: str, copies: dict[str, Path], rounds: int, secrets: bool, cache: Path) -> list[Runs]:
+    """Each tool packs its own copy (``copies``: "repomix" and "tandem"), so that one's edits are never the
+    other's: a *first pack* with its cache off, a *repeat pack* with its cache holding every file, a pack *after
+    an edit* to one file. Both tools keep caches between runs: Tandem its result cache, Repomix its token-count
+    cache (both kept in ``cache`` here)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "REPOMIX_TOKEN_CACHE_PATH": str(cache / "repomix.json")}
+    cold = {"tandem": {"TANDEM_RESULT_CACHE": "off"}, "repomix": {"REPOMIX_TOKEN_CACHE": "0"}}
+    totals = {"tandem": r": ([\d,]+) tokens \(o200k_base\)", "repomix": r"Total Tokens:\s*([\d,]+)"}
     with tempfile.TemporaryDirectory() as scratch:
-        out = {name: Path(scratch) / f"{name}.xml" for name in ("repomix", "first", "repeat", "edited")}
-        repomix_argv = [repomix, "--style", "xml", "--output", str(out["repomix"]), "--token-count-encoding"]
-        repomix_argv += ["o200k_base", *([] if secrets else ["--no-security-check"]), "."]
+        out = {(tool, kind): Path(scratch) / f"{tool}-{kind.replace(' ', '-')}.xml" for tool in cold for kind in KINDS}
 
-        def tandem_argv(target: Path) -> list[str]:
-            argv = [sys.executable, "-m", "tandem", "pack", "--workspace", str(repo), "--output", str(target)]
-            return argv + ([] if secrets else ["--no-secret-scan"])
+        def argv(tool: str, target: Path) -> list[str]:
+            if tool == "repomix":
+                options = ["--style", "xml", "--output", str(target), "--token-count-encoding", "o200k_base"]
+                checks = [] if secrets else ["--no-security-check"]
+                return [repomix, *options, "--ignore", TANDEM_DATA, *checks, "."]
+            options = ["--workspace", str(copies[tool]), "--output", str(target)]
+            return [sys.executable, "-m", "tandem", "pack", *options, *([] if secrets else ["--no-secret-scan"])]
 
-        tandem_total = r": ([\d,]+) tokens \(o200k_base\)"
-        steps = {
-            "repomix": (repomix_argv, r"Total Tokens:\s*([\d,]+)", env),
-            "first": (tandem_argv(out["first"]), tandem_total, first_env),
-            "edited": (tandem_argv(out["edited"]), tandem_total, env),
-            "repeat": (tandem_argv(out["repeat"]), tandem_total, env),
-        }
-        _timed(tandem_argv(out["repeat"]), repo, tandem_total, env)  # fills the cache for the repeat packs
-        runs = {
-            "repomix": Runs("repomix"),
-            "first": Runs("tandem pack, first pack"),
-            "repeat": Runs("tandem pack, repeat pack"),
-            "edited": Runs("tandem pack, after an edit"),
-        }
+        editors = {tool: Editor(copies[tool]) for tool in cold}
+        names = {"tandem": "tandem pack", "repomix": "repomix"}
+        runs = {(tool, kind): Runs(f"{names[tool]}, {kind}") for tool in cold for kind in KINDS}
+        for tool in cold:  # fills each cache for the repeat packs
+            _timed(argv(tool, out[tool, "repeat pack"]), copies[tool], totals[tool], env)
         for round_ in range(rounds):
-            order = list(steps) if round_ % 2 == 0 else list(reversed(steps))
-            for name in order:
-                argv, total, step_env = steps[name]
-                if name == "edited":
-                    editor.edit()
-                elapsed, runs[name].reported = _timed(argv, repo, total, step_env)
-                runs[name].seconds.append(elapsed)
-                print(f"round {round_ + 1}: {runs[name].name} {elapsed:.2f} s", file=sys.stderr)
-        for name, target in out.items():
-            text = target.read_text(encoding="utf-8")
-            runs[name].counted, runs[name].files = tiktoken_count(text), _files_in(text)
-    return list(runs.values())
+            for tool in list(cold) if round_ % 2 == 0 else list(reversed(cold)):
+                for kind in KINDS:
+                    if kind == "after an edit":
+                        editors[tool].edit()
+                    step_env = {**env, **cold[tool]} if kind == "first pack" else env
+                    elapsed, runs[tool, kind].reported = _timed(
+                        argv(tool, out[tool, kind]), copies[tool], totals[tool], step_env
+                    )
+                    runs[tool, kind].seconds.append(elapsed)
+                    print(f"round {round_ + 1}: {runs[tool, kind].name} {elapsed:.2f} s", file=sys.stderr)
+        for key, target in out.items():
+            text = target.read_bytes().decode("utf-8")  # as written: no newline translated
+            runs[key].counted, runs[key].files = tiktoken_count(text), _files_in(text)
+    return [runs[tool, kind] for tool in ("repomix", "tandem") for kind in KINDS]
 
 
-async def _serve(name: str, params: StdioServerParameters, arguments: dict, repo: Path, runs: list[Runs]) -> None:
+async def _serve(
+    name: str, params: StdioServerParameters, arguments: dict, repo: Path, runs: list[Runs], settle: float
+) -> None:
     """One server, started with nothing cached: its first call of ``pack_codebase``, a later call, and a call
     after an edit, into ``runs`` (first, later, edited)."""
     editor = Editor(repo)
     async with Client(params, mode="legacy") as client:
+        await anyio.sleep(settle)
         for kind in runs:
             if kind is runs[2]:
                 editor.edit()
@@ -171,19 +182,20 @@ async def _serve(name: str, params: StdioServerParameters, arguments: dict, repo
             texts = [getattr(item, "text", "") for item in result.content]
             if name.startswith("repomix"):
                 answer = json.loads(json.loads(texts[0])["result"])
-                output = await anyio.Path(answer["outputFilePath"]).read_text(encoding="utf-8")
+                output = (await anyio.Path(answer["outputFilePath"]).read_bytes()).decode("utf-8")
                 reported = answer["metrics"]["totalTokens"]
             else:  # the result holds the start of the pack; the whole of it is in the pack store
                 pack_id, reported = result.structured_content["pack_id"], result.structured_content["total_tokens"]
-                output = await (anyio.Path(repo) / ".tandem" / "packs" / f"{pack_id}.txt").read_text(encoding="utf-8")
+                stored = anyio.Path(repo) / ".tandem" / "packs" / f"{pack_id}.txt"
+                output = (await stored.read_bytes()).decode("utf-8")
             kind.seconds.append(elapsed)
             kind.reported, kind.counted, kind.files = reported, tiktoken_count(output), _files_in(output)
             print(f"{kind.name}: {elapsed:.2f} s", file=sys.stderr)
 
 
-def servers(repomix: str, repo: Path, rounds: int, cache: Path) -> list[Runs]:
-    """Each round starts both servers afresh (Tandem with an empty result cache), so that every round has a first
-    call; the servers alternate which goes first."""
+def servers(repomix: str, repo: Path, rounds: int, cache: Path, settle: float) -> list[Runs]:
+    """Each round starts both servers afresh (with empty caches), so that every round has a first call, made
+    ``settle`` seconds after the client connected; the servers alternate which goes first."""
     node = str(Path(os.path.realpath(repomix)).parent)
     path = os.pathsep.join([os.environ.get("PATH", ""), node])
     names = ("repomix --mcp", "tandem serve")
@@ -196,7 +208,9 @@ def servers(repomix: str, repo: Path, rounds: int, cache: Path) -> list[Runs]:
         home = cache / f"{round_}"
         home.mkdir(parents=True, exist_ok=True)
         if name.startswith("repomix"):
-            return StdioServerParameters(command=repomix, args=["--mcp"], env={"PATH": path, "HOME": str(home)})
+            # Its token-count cache starts empty every round, as Tandem's result cache does.
+            env = {"PATH": path, "HOME": str(home), "REPOMIX_TOKEN_CACHE_PATH": str(home / "repomix.json")}
+            return StdioServerParameters(command=repomix, args=["--mcp"], env=env)
         return StdioServerParameters(
             command=sys.executable,
             args=["-m", "tandem", "serve", "--toolsets", "context", "--workspace", str(repo)],
@@ -207,8 +221,10 @@ def servers(repomix: str, repo: Path, rounds: int, cache: Path) -> list[Runs]:
     async def every_round() -> None:
         for round_ in range(rounds):
             for name in names if round_ % 2 == 0 else reversed(names):
-                arguments = {"directory": str(repo), "style": "xml"} if name.startswith("repomix") else {"style": "xml"}
-                await _serve(name, parameters(name, round_), arguments, repo, runs[name])
+                arguments = {"style": "xml"}
+                if name.startswith("repomix"):
+                    arguments |= {"directory": str(repo), "ignorePatterns": TANDEM_DATA}
+                await _serve(name, parameters(name, round_), arguments, repo, runs[name], settle)
 
     anyio.run(every_round)
     return [*runs[names[0]], *runs[names[1]]]
@@ -234,32 +250,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-secret-check", action="store_true", help="Both without their secret checks.")
     parser.add_argument("--only", choices=["commands", "servers"], help="Measure one of the two ways only.")
+    parser.add_argument(
+        "--settle", type=float, default=0.0, help="Seconds between a server's start and its first call (default 0)."
+    )
     args = parser.parse_args()
     secrets = not args.no_secret_check
     repo = args.repo.resolve()
     compiled_sources()
     with tempfile.TemporaryDirectory() as scratch:
-        copy = copy_of(repo, Path(scratch) / "repository")
+        copies = {name: copy_of(repo, Path(scratch) / name) for name in ("repomix", "tandem", "servers")}
         cli_cache, server_cache = Path(scratch) / "cli-cache", Path(scratch) / "server-cache"
-        cli = commands(args.repomix, copy, args.rounds, secrets, cli_cache) if args.only != "servers" else []
+        cli = commands(args.repomix, copies, args.rounds, secrets, cli_cache) if args.only != "servers" else []
         served = []
         if secrets and args.only != "commands":
-            served = servers(args.repomix, copy, args.rounds, server_cache)
-    print(f"\nrepository: {repo}; {args.rounds} rounds; secret checks {'on' if secrets else 'off'}")
+            served = servers(args.repomix, copies["servers"], args.rounds, server_cache, args.settle)
+    settled = f"; first server call {args.settle:g} s after connecting" if served else ""
+    print(f"\nrepository: {repo}; {args.rounds} rounds; secret checks {'on' if secrets else 'off'}{settled}")
     if cli:
         _table("as commands", cli)
     if served:
         _table("as MCP servers (stdio)", served)
     print()
-    if cli:
-        reference = min(cli[0].seconds)
-        for r in cli[1:]:
-            print(f"{r.name}: {reference / min(r.seconds):.2f}x as fast as repomix (best rounds)")
-    if served:
-        half = len(served) // 2
-        for ours, theirs in zip(served[half:], served[:half], strict=True):
-            ratio = min(theirs.seconds) / min(ours.seconds)
-            print(f"{ours.name}: {ratio:.2f}x as fast as {theirs.name.split(',')[0]}'s")
+    for table in (cli, served):
+        half = len(table) // 2
+        for theirs, ours in zip(table[:half], table[half:], strict=True):
+            best = min(theirs.seconds) / min(ours.seconds)
+            median = statistics.median(theirs.seconds) / statistics.median(ours.seconds)
+            print(f"{ours.name}: {best:.2f}x as fast as {theirs.name} (best rounds; medians {median:.2f}x)")
     disagree = [r.name for r in [*cli, *served] if r.reported != r.counted]
     print("reported totals differ from tiktoken's count of the output: " + (", ".join(disagree) or "none"))
 
