@@ -15,8 +15,9 @@ import gc
 import os
 import sys
 
-SECRET_SCAN_MODULE = "tandem.core.secret_scan_prepared"
-"""What ``tandem pack``'s workers preload (``secret_engine.PREPARED``, named here so as not to import it)."""
+PRELOADS = ("tandem.core.secret_scan_prepared", "tandem.core.encoder_prepared")
+"""What ``tandem pack``'s workers preload: detect-secrets prepared and the encoder built, so that they scan and
+count (``secret_engine.PREPARED``, ``tokens.PREPARED``, named here so as not to import those modules)."""
 
 
 def _start_pack_workers(argv: list[str]) -> None:
@@ -24,7 +25,8 @@ def _start_pack_workers(argv: list[str]) -> None:
         return
     from tandem import fork_server
 
-    fork_server.preload(SECRET_SCAN_MODULE)
+    for module in PRELOADS:
+        fork_server.preload(module)
     fork_server.start()
 
 

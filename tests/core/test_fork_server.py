@@ -16,7 +16,7 @@ import pytest
 
 import tandem.__main__ as entry
 from tandem import fork_server
-from tandem.core import secret_engine, worker_processes
+from tandem.core import secret_engine, tokens, worker_processes
 
 needs_fork_server = pytest.mark.skipif(not fork_server.available(), reason="no fork server on this platform")
 
@@ -44,8 +44,16 @@ def test_workers_start_with_what_the_server_imported_once(tmp_path: Path) -> Non
             """
         )
     )
+    # On the import path through the environment: the fork server imports nothing from its working directory.
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert done.returncode == 0, done.stderr
     answers, imported_here = done.stdout.splitlines()
@@ -105,16 +113,17 @@ def test_pack_starts_the_fork_server_first_only_when_it_will_scan(monkeypatch: p
         entry._start_pack_workers(argv)
     assert started == []
     entry._start_pack_workers(["pack", "src", "-o", "out.xml"])
-    assert len(started) == 1 and secret_engine.PREPARED in started[0]
+    assert len(started) == 1 and {secret_engine.PREPARED, tokens.PREPARED} <= set(started[0])
     monkeypatch.setattr(os, "cpu_count", lambda: 1)  # one CPU: a second process would only compete
     entry._start_pack_workers(["pack"])
     assert len(started) == 1
 
 
-def test_the_entry_point_names_the_module_the_scanner_preloads() -> None:
-    """``tandem/__main__.py`` names it without importing the scanner; the two must agree."""
-    assert entry.SECRET_SCAN_MODULE == secret_engine.PREPARED
-    assert (Path(secret_engine.__file__).parent / (secret_engine.PREPARED.rsplit(".", 1)[1] + ".py")).is_file()
+def test_the_entry_point_names_the_modules_the_scanner_and_the_counter_preload() -> None:
+    """``tandem/__main__.py`` names them without importing the scanner or tiktoken; they must agree."""
+    assert entry.PRELOADS == (secret_engine.PREPARED, tokens.PREPARED)
+    for module in entry.PRELOADS:
+        assert (Path(secret_engine.__file__).parent / (module.rsplit(".", 1)[1] + ".py")).is_file()
 
 
 @needs_fork_server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -107,3 +108,38 @@ print(len(made), len({id(e) for e in got}), got[0].encode("hello world") == [153
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "1", "True"]
+
+
+WORKER_COUNTS = """
+import json, os, sys
+from tandem.core import tokens, worker_processes
+from tests.exact_tokens import repository_texts
+
+if __name__ == "__main__":
+    worker_processes.preload(tokens.PREPARED)
+    worker_processes.start(2)
+    texts = [*repository_texts(), "<|endoftext|> and\\r\\n\\x0c more", ""]
+    counted = tokens.count_many(texts)
+    cl100k = tokens.count_many(texts[:5], "cl100k_base")  # the workers have no cl100k encoder: counted here
+    built_here = sorted(tokens._built)
+    exact = [len(tokens.encoding().encode_ordinary(text)) for text in texts]
+    exact_cl100k = [len(tokens.encoding("cl100k_base").encode_ordinary(text)) for text in texts[:5]]
+    print(json.dumps([built_here, counted == exact, cl100k == exact_cl100k, len(texts)]))
+    worker_processes.shutdown(wait=True)
+"""
+
+
+def test_worker_processes_count_where_they_run_with_the_encoder_built(tmp_path: Path) -> None:
+    """With workers whose fork server built the encoder, counting happens in them (this process builds none)
+    and the counts are tiktoken's; an encoding they lack is counted here."""
+    script = tmp_path / "counts.py"
+    script.write_text(WORKER_COUNTS)
+    env = {**os.environ, "TANDEM_RESULT_CACHE": "off", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    built_here, same, same_cl100k, texts = json.loads(done.stdout.splitlines()[-1])
+    assert built_here == ["cl100k_base"]  # o200k_base counted in the workers only, until the check built it
+    assert same and same_cl100k and texts > 300

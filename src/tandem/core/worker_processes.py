@@ -111,6 +111,11 @@ def preload(module: str) -> None:
     fork_server.preload(module)
 
 
+def preloaded() -> tuple[str, ...]:
+    """The modules every worker imports as it starts (``preload``)."""
+    return fork_server.modules()
+
+
 def prepare_with(fn: Callable[[], None]) -> None:
     """Have every worker process started from now on run ``fn()`` (a module-level function, as it must pickle)
     first: an import or a cache a call would otherwise pay for on its first task in each process."""

@@ -18,7 +18,7 @@ from tandem.core.content import Text, ToolResult
 from tandem.core.file_list import list_files, ripgrep
 from tandem.core.git_command import open_repository
 from tandem.core.secret_engine import content_digest, scan_diff_text, scan_files, secret_lines_in_text
-from tandem.core.tokens import DEFAULT_ENCODING, EncodingName
+from tandem.core.tokens import EncodingName
 from tandem.core.workspace_path import relative_display
 from tandem.toolsets.context.pack import DEFAULT_IGNORES, Pack, PackedFile, Style, build
 from tandem.toolsets.context.store import PackStore
@@ -52,12 +52,13 @@ WARM_WORKERS = 2
 
 @toolset.warm_up
 def _warm_up(settings: Settings) -> None:
-    """What a server's first pack would otherwise start itself: worker processes with detect-secrets loaded
-    (they scan the files), and here detect-secrets and the default encoding's encoder."""
+    """What a server's first pack would otherwise start itself: worker processes with detect-secrets loaded and
+    the default encoding's encoder built (they scan the files and count their tokens), and here detect-secrets
+    (for the text scanned in this process: a diff, a specialist's question)."""
     worker_processes.preload(secret_engine.PREPARED)
+    worker_processes.preload(tokens.PREPARED)
     worker_processes.start(WARM_WORKERS)
     secret_engine.prepare()
-    tokens.encoding(DEFAULT_ENCODING)
 
 
 def _store(ctx: CallContext) -> PackStore:
