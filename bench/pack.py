@@ -14,7 +14,8 @@ Two ways each tool is used, both measured:
 - as an MCP server over stdio (``repomix --mcp`` against ``tandem serve --toolsets context``), both started
   afresh every round with nothing cached (Tandem's result cache and Repomix's token-count cache empty) and
   ``pack_codebase`` called as soon as the client has connected (or ``--settle`` seconds later): the first call, a
-  later call, and a call after an edit.
+  later call, a call after an edit, and the time from the server's start to its first answer (connecting
+  included: a server that answers ``initialize`` sooner may meet its first call less ready).
 
 Both pack copies of the repository (the files git lists, .gitignore included), so the edits never touch it.
 
@@ -166,13 +167,15 @@ def commands(repomix: str, copies: dict[str, Path], rounds: int, secrets: bool, 
 async def _serve(
     name: str, params: StdioServerParameters, arguments: dict, repo: Path, runs: list[Runs], settle: float
 ) -> None:
-    """One server, started with nothing cached: its first call of ``pack_codebase``, a later call, and a call
-    after an edit, into ``runs`` (first, later, edited)."""
+    """One server, started with nothing cached: its first call of ``pack_codebase``, a later call, a call after
+    an edit, and the time from its start to its first answer (the settling not counted), into ``runs``."""
     editor = Editor(repo)
+    first, _later, edited, from_start = runs
+    spawned = time.perf_counter()
     async with Client(params, mode="legacy") as client:
         await anyio.sleep(settle)
-        for kind in runs:
-            if kind is runs[2]:
+        for kind in runs[:3]:
+            if kind is edited:
                 editor.edit()
             started = time.perf_counter()
             result = await client.call_tool("pack_codebase", arguments)
@@ -188,8 +191,11 @@ async def _serve(
                 pack_id, reported = result.structured_content["pack_id"], result.structured_content["total_tokens"]
                 stored = anyio.Path(repo) / ".tandem" / "packs" / f"{pack_id}.txt"
                 output = (await stored.read_bytes()).decode("utf-8")
-            kind.seconds.append(elapsed)
-            kind.reported, kind.counted, kind.files = reported, tiktoken_count(output), _files_in(output)
+            answered = time.perf_counter() - spawned - settle
+            counted, files = tiktoken_count(output), _files_in(output)
+            for row, seconds in ((kind, elapsed), *([(from_start, answered)] if kind is first else [])):
+                row.seconds.append(seconds)
+                row.reported, row.counted, row.files = reported, counted, files
             print(f"{kind.name}: {elapsed:.2f} s", file=sys.stderr)
 
 
@@ -200,7 +206,7 @@ def servers(repomix: str, repo: Path, rounds: int, cache: Path, settle: float) -
     path = os.pathsep.join([os.environ.get("PATH", ""), node])
     names = ("repomix --mcp", "tandem serve")
     runs = {
-        name: [Runs(f"{name}, first call"), Runs(f"{name}, later call"), Runs(f"{name}, after an edit")]
+        name: [Runs(f"{name}, {kind}") for kind in ("first call", "later call", "after an edit", "start to 1st answer")]
         for name in names
     }
 
