@@ -34,6 +34,9 @@ def workspace(tmp_path: Path) -> Path:
         "logs/run.log": "ignored directory\n",
         "node_modules/left-pad/index.js": "module.exports = () => {}\n",
         "package-lock.json": '{"lockfileVersion": 3}\n',
+        "pylock.toml": 'lock-version = "1.0"\n',
+        "tools/pylock.dev.toml": 'lock-version = "1.0"\n',
+        "app/pubspec.lock": "packages: {}\n",
     }
     for name, content in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +65,7 @@ PACKED = [".github/workflows/ci.yml", ".gitignore", "README.md", "src/app.py", "
 async def test_xml_pack_honours_ignores_and_counts_exactly(client: Client) -> None:
     stats, summary, output = await pack(client)
     files = [line.split('"')[1] for line in output.splitlines() if line.startswith("<file path=")]
-    assert files == PACKED  # not secret.txt, logs/, node_modules/, package-lock.json, logo.png
+    assert files == PACKED  # not secret.txt, logs/, node_modules/, lock files (npm, pylock, pubspec), logo.png
     assert stats["skipped"] == [{"path": "logo.png", "reason": "binary"}]
     assert stats["file_count"] == 5 and stats["root"] == "."
     # The counts are of exactly the text the client received.

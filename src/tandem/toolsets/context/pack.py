@@ -53,6 +53,17 @@ DEFAULT_IGNORES: tuple[str, ...] = (
     "Gemfile.lock",
     "composer.lock",
     "go.sum",
+    "pylock.toml",
+    "pylock.*.toml",
+    "pdm.lock",
+    "Podfile.lock",
+    "pubspec.lock",
+    "mix.lock",
+    "flake.lock",
+    "deno.lock",
+    "bun.lock",
+    "npm-shrinkwrap.json",
+    "packages.lock.json",
     ".DS_Store",
 )
 
