@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tandem import fork_server
 from tandem.config import Settings
 from tandem.core import Registry, Toolset, worker_processes
 from tandem.toolsets.context.toolset import WARM_WORKERS
@@ -42,6 +43,10 @@ def _workers(pid: int) -> list[int]:
         elif b"multiprocessing.forkserver" in command:
             out.extend(live(PARENT, child))
     return out
+
+
+def _fork_servers(pid: int) -> list[int]:
+    return [child for child in live(PARENT, pid) if b"multiprocessing.forkserver" in _command(child)]
 
 
 def _command(pid: int) -> bytes:
@@ -96,6 +101,8 @@ def test_a_server_starts_its_workers_ready_only_when_warming_up(tmp_path: Path, 
             time.sleep(1.5)  # long enough for a warm-up to have started them
         started = _workers(proc.pid)
         assert len(started) == (expected if warm_up else 0), started
+        # The fork server, started before the settings were read, is withdrawn when they want no warm-up.
+        assert len(_fork_servers(proc.pid)) == (1 if warm_up and fork_server.available() else 0)
         result = _pack(proc)
     finally:
         assert proc.stdin is not None

@@ -118,7 +118,10 @@ def serve(
 
     die_with_supervisor()
     registry = _registry(settings)
-    registry.start_warm_up(settings)  # before the MCP SDK's import, which takes half a second
+    if registry.start_warm_up(settings) is None:  # started before the MCP SDK's import, which takes half a second
+        from tandem import fork_server
+
+        fork_server.withdraw()  # started ahead by tandem/__main__.py for a warm-up these settings do not want
     from tandem.server import TandemServer
 
     tandem = TandemServer(registry, settings)

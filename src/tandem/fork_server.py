@@ -121,6 +121,14 @@ def stop() -> None:
         server._forkserver_address = server._forkserver_alive_fd = server._forkserver_pid = None
 
 
+def withdraw() -> None:
+    """Stop the fork server started ahead of need (``tandem/__main__.py`` does for a server's warm-up) and forget
+    what it was to preload: a server whose settings warm nothing up starts workers, if ever, as it would have."""
+    stop()
+    with _lock:
+        _modules.clear()
+
+
 def running() -> bool:
     """Whether this process started the fork server (workers start from it in milliseconds)."""
     return _started_by == os.getpid()

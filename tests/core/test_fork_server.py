@@ -105,18 +105,20 @@ def test_a_worker_sees_no_variable_its_pool_did_not_have(tmp_path: Path) -> None
     assert done.stdout == "None\n"
 
 
-def test_pack_starts_the_fork_server_first_only_when_it_will_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pack_and_serve_start_the_fork_server_first_when_they_will_use_it(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[tuple[str, ...]] = []
     monkeypatch.setattr(fork_server, "start", lambda: started.append(fork_server.modules()) or True)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    for argv in (["serve"], ["pack", "--no-secret-scan"], ["tools"], [], ["pack", "src", "--no-secret-scan"]):
-        entry._start_pack_workers(argv)
+    for argv in (["pack", "--no-secret-scan"], ["tools"], [], ["pack", "src", "--no-secret-scan"], ["call", "x"]):
+        entry._start_workers(argv)
     assert started == []
-    entry._start_pack_workers(["pack", "src", "-o", "out.xml"])
-    assert len(started) == 1 and {secret_engine.PREPARED, tokens.PREPARED} <= set(started[0])
+    entry._start_workers(["pack", "src", "-o", "out.xml"])
+    entry._start_workers(["serve", "--http"])
+    assert len(started) == 2 and all({secret_engine.PREPARED, tokens.PREPARED} <= set(s) for s in started)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)  # one CPU: a second process would only compete
-    entry._start_pack_workers(["pack"])
-    assert len(started) == 1
+    entry._start_workers(["pack"])
+    entry._start_workers(["serve"])
+    assert len(started) == 2
 
 
 def test_the_entry_point_names_the_modules_the_scanner_and_the_counter_preload() -> None:
