@@ -233,3 +233,21 @@ def test_the_log_rotates_daily_and_keeps_seven_days(tmp_path: Path) -> None:
     assert log.read_text() == "after midnight\n"
     rolled = [p for p in log.parent.iterdir() if p.read_text() == "before midnight\n"]
     assert len(rolled) == 1 and rolled[0].name.startswith("tandem.log.")
+
+
+def test_start_serves_the_profile_it_is_given(workspace: Path, env: dict[str, str], files: DaemonFiles) -> None:
+    """``tandem start --profile coder``: the supervisor passes it on, so the daemon serves the coder's toolsets."""
+    env = {k: v for k, v in env.items() if k != "TANDEM_TOOLSETS"}
+    started = tandem(workspace, env, "start", "--port", "0", "--profile", "coder")
+    try:
+        assert started.returncode == 0, started.stderr
+        url = files.read_state()["url"]
+        served = httpx.get(f"{url}/health", timeout=10).json()["toolsets"]
+        assert {"workspace", "code", "git"} <= set(served) and "context" not in served and "gateway" not in served
+        # A restart after a crash comes back with the same profile.
+        server = files.read_state()["server_pid"]
+        os.kill(server, signal.SIGKILL)
+        assert wait_for(lambda: (s := files.read_state()).get("status") == "running" and s["server_pid"] != server)
+        assert httpx.get(f"{url}/health", timeout=10).json()["toolsets"] == served
+    finally:
+        assert tandem(workspace, env, "stop").returncode == 0

@@ -156,12 +156,11 @@ PortOpt = Annotated[int | None, typer.Option(help="HTTP port (default 8765; 0 pi
 LogLevelOpt = Annotated[str | None, typer.Option(help="debug, info, warning or error.")]
 
 
-def _daemon_args(
-    settings: Settings, host: str | None, port: int | None, toolsets: str | None, log_level: str | None
-) -> list[str]:
-    """The options ``tandem supervise`` (and so its ``serve``) gets: the workspace, and what was given here."""
+def _daemon_args(settings: Settings, given: dict[str, Any]) -> list[str]:
+    """The options ``tandem supervise`` (and so its ``serve``) gets: the workspace, and the options ``given`` here
+    (``--name``: value, those left out ``None``)."""
     args = ["--workspace", str(settings.workspace)]
-    for name, value in (("--host", host), ("--port", port), ("--toolsets", toolsets), ("--log-level", log_level)):
+    for name, value in given.items():
         if value is not None:
             args += [name, str(value)]
     return args
@@ -172,6 +171,7 @@ def start(
     host: HostOpt = None,
     port: PortOpt = None,
     toolsets: ToolsetsOpt = None,
+    profile: ProfileOpt = None,
     workspace: WorkspaceOpt = None,
     log_level: LogLevelOpt = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to be healthy.")] = 60.0,
@@ -179,14 +179,15 @@ def start(
     """Start the HTTP server as a background daemon (pid file, daily-rotated log, restarted if it crashes)."""
     from tandem import daemon
 
-    settings = _settings(workspace, host=host, port=port, toolsets=toolsets, log_level=log_level)
+    settings = _settings(workspace, host=host, port=port, toolsets=toolsets, profile=profile, log_level=log_level)
     files = daemon.DaemonFiles(settings.data_path)
     if (pid := files.running_pid()) is not None:
         url = files.read_state().get("url")
         typer.echo(f"tandem: already running (pid {pid}) at {url}; 'tandem stop' first to restart it")
         return
     try:
-        state = daemon.start(files, _daemon_args(settings, host, port, toolsets, log_level), timeout)
+        given = {"--host": host, "--port": port, "--toolsets": toolsets, "--profile": profile, "--log-level": log_level}
+        state = daemon.start(files, _daemon_args(settings, given), timeout)
     except daemon.DaemonError as exc:
         raise _fail(str(exc), code=1) from None
     typer.echo(
@@ -257,7 +258,8 @@ def init(
     if not no_start:
         if running is None:
             try:
-                url = daemon.start(files, _daemon_args(settings, host, port, toolsets, None), timeout)["url"]
+                given = {"--host": host, "--port": port, "--toolsets": toolsets}
+                url = daemon.start(files, _daemon_args(settings, given), timeout)["url"]
             except daemon.DaemonError as exc:
                 raise _fail(str(exc), code=1) from None
             typer.echo(f"started the daemon at {url} (log {files.log})")
@@ -283,14 +285,16 @@ def supervise(
     host: HostOpt = None,
     port: PortOpt = None,
     toolsets: ToolsetsOpt = None,
+    profile: ProfileOpt = None,
     workspace: WorkspaceOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
     """The daemon's supervisor (what 'tandem start' runs): keeps 'tandem serve --http' running."""
     from tandem import daemon
 
-    settings = _settings(workspace, host=host, port=port, toolsets=toolsets, log_level=log_level)
-    serve_args = ["serve", "--http", *_daemon_args(settings, host, port, toolsets, log_level)]
+    settings = _settings(workspace, host=host, port=port, toolsets=toolsets, profile=profile, log_level=log_level)
+    given = {"--host": host, "--port": port, "--toolsets": toolsets, "--profile": profile, "--log-level": log_level}
+    serve_args = ["serve", "--http", *_daemon_args(settings, given)]
     supervisor = daemon.Supervisor(
         daemon.DaemonFiles(settings.data_path),
         serve_args,
