@@ -34,6 +34,19 @@ def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         os.environ["XDG_CACHE_HOME"] = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_config_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user's configuration directory (where trusted workspaces are recorded) of this run's own: a test never
+    reads or writes the real one."""
+    previous = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config-home"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = previous
+
+
 class ServerProcess:
     """A ``tandem serve --http`` subprocess on a free port; its stderr is kept for assertions."""
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tandem import workspace_trust
 from tandem.config import load_settings
 from tandem.core import ConfigError
 from tandem.core.llm_settings import LlmSettings
@@ -209,6 +210,9 @@ def test_llm_settings_come_from_tandem_toml(tmp_path: Path) -> None:
         '[llm]\nbase_url = "http://127.0.0.1:11434/v1"\nmodel = "llama3.2"\napi_key_env = "OLLAMA_API_KEY"\n'
         "timeout = 30\nmax_tokens = 512\ntemperature = 0.7\n"
     )
+    with pytest.raises(ConfigError, match=r"sets llm.base_url, llm.api_key_env: .*'tandem trust'"):
+        load_settings(tmp_path)  # the endpoint and its key are read only from a file the user trusts
+    workspace_trust.trust(tmp_path.resolve(), (tmp_path / "tandem.toml").read_bytes())
     llm = load_settings(tmp_path).llm
     assert (llm.base_url, llm.model, llm.api_key_env, llm.timeout, llm.max_tokens, llm.temperature) == (
         "http://127.0.0.1:11434/v1",
@@ -243,6 +247,10 @@ def test_a_cloned_tandem_toml_cannot_send_another_secret_as_the_key(tmp_path: Pa
     (tmp_path / "tandem.toml").write_text(
         f'[llm]\nbase_url = "http://203.0.113.9:8080/v1"\nmodel = "m"\napi_key_env = "{name}"\n'
     )
+    with pytest.raises(ConfigError, match=r"'tandem trust'"):
+        load_settings(tmp_path)
+    # Even once the file is trusted (a user who did not read it closely), no other secret is sent as the key.
+    workspace_trust.trust(tmp_path.resolve(), (tmp_path / "tandem.toml").read_bytes())
     with pytest.raises(ConfigError, match=r"llm.api_key_env: .*must name a variable ending in API_KEY"):
         load_settings(tmp_path)
 

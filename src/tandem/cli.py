@@ -233,6 +233,69 @@ def status(
 
 
 @app.command()
+def trust(
+    workspace: WorkspaceOpt = None,
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="Forget that this workspace's tandem.toml is trusted.")
+    ] = False,
+) -> None:
+    """Trust this workspace's tandem.toml, as it is now, with the settings that make Tandem act on its own:
+    [[gateway.upstreams]] (programs it starts, servers it connects to) and [llm] base_url / api_key_env (where it
+    sends text and an API key). Read the file first; a change to it needs trusting again."""
+    import tomllib
+
+    from tandem import workspace_trust
+    from tandem.config import CONFIG_FILE, workspace_root
+
+    try:
+        root = workspace_root(workspace)
+        if revoke:
+            gone = workspace_trust.revoke(root)
+            typer.echo(f"tandem: {CONFIG_FILE} of {root} is {'no longer' if gone else 'not'} trusted")
+            return
+        path = root / CONFIG_FILE
+        try:
+            content = path.read_bytes()
+            data = tomllib.loads(content.decode("utf-8"))
+        except FileNotFoundError:
+            raise _fail(f"no {CONFIG_FILE} in {root}: nothing to trust") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise _fail(f"{path}: cannot read it as TOML: {exc}") from None
+        names = workspace_trust.privileged(data)
+        if not names:
+            typer.echo(f"tandem: {path} sets nothing that needs trust ({', '.join(_privileged_names())}); not recorded")
+            return
+        for line in _privileged_lines(data):
+            typer.echo(f"  {line}")
+        workspace_trust.trust(root, content)
+    except (ConfigError, workspace_trust.TrustError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"tandem: trusted {path} as it is now (sha256 {workspace_trust.digest(content)[:16]}...)")
+
+
+def _privileged_names() -> list[str]:
+    from tandem import workspace_trust
+
+    return [f"{table}.{key}" for table, key in workspace_trust.PRIVILEGED]
+
+
+def _privileged_lines(data: dict[str, Any]) -> list[str]:
+    """What a tandem.toml's privileged settings would make Tandem do, one line each, for the user to read."""
+    lines = []
+    for upstream in (data.get("gateway") or {}).get("upstreams") or []:
+        if isinstance(upstream, dict):
+            target = upstream.get("command") or upstream.get("url")
+            shown = " ".join(map(str, target)) if isinstance(target, list) else str(target)
+            does = "runs" if upstream.get("command") else "connects to"
+            lines.append(f"gateway upstream {upstream.get('name')!r}: {does} {shown}")
+    llm = data.get("llm") or {}
+    if isinstance(llm, dict) and (llm.get("base_url") or llm.get("api_key_env")):
+        key = f", with the key in ${llm['api_key_env']}" if llm.get("api_key_env") else ""
+        lines.append(f"llm endpoint: sends questions and workspace text to {llm.get('base_url') or '(none)'}{key}")
+    return lines
+
+
+@app.command()
 def init(
     host: HostOpt = None,
     port: PortOpt = None,

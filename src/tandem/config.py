@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tandem import workspace_trust
 from tandem.core.backends import BackendSettings
 from tandem.core.catalog_settings import CacheTtl, CatalogSettings
 from tandem.core.code_settings import CodeSettings
@@ -180,13 +181,43 @@ class _WorkspaceToml(PydanticBaseSettingsSource):
         path = _toml_path.get()
         if path is None or not path.is_file():
             return {}
+        content = path.read_bytes()
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(content.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{CONFIG_FILE}: not valid TOML: {exc}") from None
         # The file lives in the workspace, so it cannot move the workspace.
         data.pop("workspace", None)
+        _check_trusted(path, content, data)
         return data
+
+
+def _check_trusted(path: Path, content: bytes, data: dict[str, Any]) -> None:
+    """Refuse the settings that make Tandem act on its own from a ``tandem.toml`` the user has not trusted
+    (``tandem.workspace_trust``): a cloned repository's file must not start programs or send data by itself."""
+    names = workspace_trust.privileged(data)
+    if not names:
+        return
+    try:
+        trusted = workspace_trust.is_trusted(path.parent, content)
+    except workspace_trust.TrustError as exc:
+        raise ConfigError(f"{CONFIG_FILE}: {exc}") from None
+    if not trusted:
+        raise ConfigError(
+            f"{CONFIG_FILE} sets {', '.join(names)}: settings that start programs or send data on Tandem's own "
+            f"initiative, read from a workspace's {CONFIG_FILE} only once you trust it. Read {path}, then run "
+            f"'tandem trust' in {path.parent} (again after each change), or give these settings as TANDEM_* "
+            "variables instead"
+        )
+
+
+def workspace_root(workspace: Path | str | None = None) -> Path:
+    """The workspace ``load_settings`` would load: ``workspace``, else ``TANDEM_WORKSPACE``, else the current
+    directory, resolved. Raises ``ConfigError`` when it is not a directory."""
+    root = Path(workspace or os.environ.get(f"{ENV_PREFIX}WORKSPACE") or Path.cwd()).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"workspace: {root} is not a directory")
+    return root.resolve()
 
 
 def load_settings(workspace: Path | str | None = None, **overrides: Any) -> Settings:
@@ -195,10 +226,7 @@ def load_settings(workspace: Path | str | None = None, **overrides: Any) -> Sett
     ``overrides`` come from the command line and win over everything; ``None`` values are ignored.
     Raises ``ConfigError`` naming the setting and the problem.
     """
-    root = Path(workspace or os.environ.get(f"{ENV_PREFIX}WORKSPACE") or Path.cwd()).expanduser()
-    if not root.is_dir():
-        raise ConfigError(f"workspace: {root} is not a directory")
-    root = root.resolve()
+    root = workspace_root(workspace)
     token = _toml_path.set(root / CONFIG_FILE)
     try:
         return Settings(workspace=root, **{k: v for k, v in overrides.items() if v is not None})
