@@ -196,6 +196,8 @@ async def test_files_keep_their_line_breaks_and_lines_are_numbered_at_newlines(c
         found = await call(client, "grep_packed", pack_id=stats["pack_id"], pattern=word)
         (match,) = found["matches"]
         assert match["file"] == owner and match["text"] == lines[match["line"] - 1] and word in match["text"]
+    _, _, numbered = await pack(client, include=["src/feed.py", "src/crlf.py"], line_numbers=True)
+    assert "\n3: \x0c\n4: def after_feed():\n" in numbered and "1: def windows():\r\n2:     return 1\r\n" in numbered
     split, _, _ = await pack(client, token_budget=500)
     texts = []
     for part in split["parts"]:

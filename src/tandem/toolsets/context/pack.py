@@ -282,13 +282,13 @@ def _attribute(value: str) -> str:
 def numbered(text: str, numbers: tuple[int, ...] | None = None) -> str:
     """``text`` with each line prefixed by its number, right-aligned (``  7: ...``); ``numbers``, given for a
     compressed file, are the original number of each of its lines, so they point into the real file."""
+    # Lines end at newlines only, as an editor and the stored pack count them: a form feed or a carriage return
+    # stays in its line.
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()
     if numbers is None:
-        lines = text.splitlines()
         numbers = tuple(range(1, len(lines) + 1))
-    else:
-        lines = text.split("\n")
-        if not lines[-1]:
-            lines.pop()
     numbers = numbers[: len(lines)]
     width = len(str(max(numbers, default=0)))
     return "\n".join(f"{n:>{width}}: {line}" for n, line in zip(numbers, lines, strict=True)) + ("\n" if lines else "")
