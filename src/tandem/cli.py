@@ -201,7 +201,7 @@ def stop(workspace: WorkspaceOpt = None) -> None:
     """Stop the daemon: the server finishes the requests in flight, flushes and closes its database."""
     from tandem import daemon
 
-    files = daemon.DaemonFiles(_settings(workspace).data_path)
+    files = daemon.DaemonFiles(_settings(workspace, untrusted=True).data_path)
     try:
         pid = daemon.stop(files)
     except daemon.DaemonError as exc:
@@ -217,7 +217,7 @@ def status(
     """Whether the daemon runs, its health and a metrics summary. Exit code 0 healthy, 1 unhealthy, 3 stopped."""
     from tandem import daemon
 
-    report = daemon.status(daemon.DaemonFiles(_settings(workspace).data_path))
+    report = daemon.status(daemon.DaemonFiles(_settings(workspace, untrusted=True).data_path))
     if as_json:
         typer.echo(json.dumps(report if report is not None else {"status": "stopped"}, indent=2))
     elif report is None:
@@ -238,14 +238,16 @@ def trust(
     revoke: Annotated[
         bool, typer.Option("--revoke", help="Forget that this workspace's tandem.toml is trusted.")
     ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Trust without asking (after reading the file).")] = False,
 ) -> None:
-    """Trust this workspace's tandem.toml, as it is now, with the settings that make Tandem act on its own:
-    [[gateway.upstreams]] (programs it starts, servers it connects to) and [llm] base_url / api_key_env (where it
-    sends text and an API key). Read the file first; a change to it needs trusting again."""
+    """Show the settings of this workspace's tandem.toml that reach beyond what a client asks for (upstream
+    servers Tandem starts, the LLM endpoint it sends to, the address it listens on, the command policy, execution
+    backends, git hooks and remotes, paths outside the workspace), then trust the file as it is now. Trust covers
+    this file's text, not the programs it names; a change to it needs trusting again."""
     import tomllib
 
     from tandem import workspace_trust
-    from tandem.config import CONFIG_FILE, workspace_root
+    from tandem.config import CONFIG_FILE, Settings, workspace_root
 
     try:
         root = workspace_root(workspace)
@@ -261,38 +263,20 @@ def trust(
             raise _fail(f"no {CONFIG_FILE} in {root}: nothing to trust") from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise _fail(f"{path}: cannot read it as TOML: {exc}") from None
-        names = workspace_trust.privileged(data)
+        names = workspace_trust.privileged(data, Settings.model_fields)
         if not names:
-            typer.echo(f"tandem: {path} sets nothing that needs trust ({', '.join(_privileged_names())}); not recorded")
+            typer.echo(f"tandem: {path} sets nothing that needs trust; not recorded")
             return
-        for line in _privileged_lines(data):
-            typer.echo(f"  {line}")
+        typer.echo(f"{path} sets:")
+        for name in names:
+            key, _, sub = name.partition(".")
+            typer.echo(f"  {name} = {workspace_trust.shown(data[key][sub] if sub else data[key])}")
+        if not yes and not typer.confirm("Trust this file as it is now?", default=False):
+            raise _fail("not trusted", code=1)
         workspace_trust.trust(root, content)
     except (ConfigError, workspace_trust.TrustError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"tandem: trusted {path} as it is now (sha256 {workspace_trust.digest(content)[:16]}...)")
-
-
-def _privileged_names() -> list[str]:
-    from tandem import workspace_trust
-
-    return [f"{table}.{key}" for table, key in workspace_trust.PRIVILEGED]
-
-
-def _privileged_lines(data: dict[str, Any]) -> list[str]:
-    """What a tandem.toml's privileged settings would make Tandem do, one line each, for the user to read."""
-    lines = []
-    for upstream in (data.get("gateway") or {}).get("upstreams") or []:
-        if isinstance(upstream, dict):
-            target = upstream.get("command") or upstream.get("url")
-            shown = " ".join(map(str, target)) if isinstance(target, list) else str(target)
-            does = "runs" if upstream.get("command") else "connects to"
-            lines.append(f"gateway upstream {upstream.get('name')!r}: {does} {shown}")
-    llm = data.get("llm") or {}
-    if isinstance(llm, dict) and (llm.get("base_url") or llm.get("api_key_env")):
-        key = f", with the key in ${llm['api_key_env']}" if llm.get("api_key_env") else ""
-        lines.append(f"llm endpoint: sends questions and workspace text to {llm.get('base_url') or '(none)'}{key}")
-    return lines
 
 
 @app.command()
@@ -613,6 +597,10 @@ def main() -> None:
         app()
     except SystemExit as done:
         if not _finish_fast:
+            if "tandem.fork_server" in sys.modules:
+                # One started ahead by tandem/__main__.py and still importing would hold this process's output
+                # open after it exits (a server refused at startup, say).
+                sys.modules["tandem.fork_server"].stop()
             raise
         # The interpreter's teardown frees the tokenizer and every module, object by object: a third of a second
         # a one-shot command does not need to spend once its output is written.

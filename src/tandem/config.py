@@ -36,6 +36,7 @@ CONFIG_FILE = "tandem.toml"
 ENV_PREFIX = "TANDEM_"
 
 _toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("tandem_toml_path", default=None)
+_untrusted_dropped: contextvars.ContextVar[bool] = contextvars.ContextVar("tandem_untrusted_dropped", default=False)
 
 NameList = Annotated[list[str], NoDecode]
 
@@ -188,27 +189,29 @@ class _WorkspaceToml(PydanticBaseSettingsSource):
             raise ConfigError(f"{CONFIG_FILE}: not valid TOML: {exc}") from None
         # The file lives in the workspace, so it cannot move the workspace.
         data.pop("workspace", None)
-        _check_trusted(path, content, data)
-        return data
+        return _check_trusted(path, content, data)
 
 
-def _check_trusted(path: Path, content: bytes, data: dict[str, Any]) -> None:
-    """Refuse the settings that make Tandem act on its own from a ``tandem.toml`` the user has not trusted
-    (``tandem.workspace_trust``): a cloned repository's file must not start programs or send data by itself."""
-    names = workspace_trust.privileged(data)
+def _check_trusted(path: Path, content: bytes, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` if the user trusts this ``tandem.toml`` or it sets nothing that needs trust
+    (``tandem.workspace_trust``); else a ``ConfigError`` naming the settings, or, when only the data directory is
+    wanted (``_untrusted_dropped``), ``data`` without them."""
+    names = workspace_trust.privileged(data, Settings.model_fields)
     if not names:
-        return
+        return data
     try:
         trusted = workspace_trust.is_trusted(path.parent, content)
     except workspace_trust.TrustError as exc:
         raise ConfigError(f"{CONFIG_FILE}: {exc}") from None
-    if not trusted:
-        raise ConfigError(
-            f"{CONFIG_FILE} sets {', '.join(names)}: settings that start programs or send data on Tandem's own "
-            f"initiative, read from a workspace's {CONFIG_FILE} only once you trust it. Read {path}, then run "
-            f"'tandem trust' in {path.parent} (again after each change), or give these settings as TANDEM_* "
-            "variables instead"
-        )
+    if trusted:
+        return data
+    if _untrusted_dropped.get():
+        return workspace_trust.without(data, names)
+    raise ConfigError(
+        f"{CONFIG_FILE} sets {', '.join(names)}: settings that reach beyond what a client asks for, read from a "
+        f"workspace's {CONFIG_FILE} only once you trust it. Read {path}, then run 'tandem trust' in {path.parent} "
+        "(again after each change), or remove them (TANDEM_* variables and options are yours and need no trust)"
+    )
 
 
 def workspace_root(workspace: Path | str | None = None) -> Path:
@@ -220,19 +223,23 @@ def workspace_root(workspace: Path | str | None = None) -> Path:
     return root.resolve()
 
 
-def load_settings(workspace: Path | str | None = None, **overrides: Any) -> Settings:
+def load_settings(workspace: Path | str | None = None, *, untrusted: bool = False, **overrides: Any) -> Settings:
     """Build the settings for ``workspace`` (``TANDEM_WORKSPACE``, else the current directory).
 
-    ``overrides`` come from the command line and win over everything; ``None`` values are ignored.
+    ``overrides`` come from the command line and win over everything; ``None`` values are ignored. A workspace's
+    ``tandem.toml`` that sets what needs trust, untrusted, is refused, or with ``untrusted`` has those settings
+    left out (for commands that only find the daemon: ``tandem stop``, ``tandem status``).
     Raises ``ConfigError`` naming the setting and the problem.
     """
     root = workspace_root(workspace)
     token = _toml_path.set(root / CONFIG_FILE)
+    dropping = _untrusted_dropped.set(untrusted)
     try:
         return Settings(workspace=root, **{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     finally:
+        _untrusted_dropped.reset(dropping)
         _toml_path.reset(token)
 
 

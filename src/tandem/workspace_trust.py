@@ -1,27 +1,70 @@
-"""Which workspaces' ``tandem.toml`` the user trusts with the settings that make Tandem act on its own.
+"""Which workspaces' ``tandem.toml`` the user trusts with the settings that reach beyond what a client asks for.
 
-A workspace is often a repository someone else wrote. Most of its ``tandem.toml`` only shapes what the assistant
-may ask for, but a few settings make Tandem act unasked: ``[[gateway.upstreams]]`` starts a program (or connects
-to a server) when Tandem starts, and ``[llm]`` ``base_url`` / ``api_key_env`` send the workspace's text, and an
-API key, to a host of the file's choosing. Those are read from a workspace's ``tandem.toml`` only once the user
-has trusted that very file: ``tandem trust`` records its SHA-256 under the workspace's path in the user's own
-configuration directory (``$XDG_CONFIG_HOME/tandem``, else ``~/.config/tandem``), outside any workspace. A file
-changed since is not trusted until trusted again, as direnv does with ``.envrc``. The same settings given on the
-command line or in ``TANDEM_*`` variables are the user's own and need no trust.
+A workspace is often a repository someone else wrote. An untrusted ``tandem.toml`` may only shape what a client
+may ask for inside the workspace: which toolsets are served, limits, logging, the project's own test command,
+linters, just recipes and SDLC loop (which run the project's code when asked, as its Makefile would). Every other
+setting needs the user's trust (``UNTRUSTED_OK`` lists the exceptions; anything new needs trust by default):
+upstream servers Tandem starts or reaches on its own, the LLM endpoint it sends text and a key to, the address it
+listens on and the hosts and origins it accepts, the command policy and execution backends, git hooks, remotes
+and repository config, catalog paths outside the workspace, a data directory outside it. Those are read from a
+workspace's ``tandem.toml`` only once the user has trusted that very file: ``tandem trust`` records its SHA-256
+under the workspace's path in the user's own configuration directory (``$XDG_CONFIG_HOME/tandem``, else
+``~/.config/tandem``), outside any workspace. A file changed since is not trusted until trusted again, as direnv
+does with ``.envrc``. Settings given on the command line or in ``TANDEM_*`` variables are the user's own and
+need no trust.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import tempfile
-from pathlib import Path
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePath
 from typing import Any
 
-PRIVILEGED: tuple[tuple[str, str], ...] = (("gateway", "upstreams"), ("llm", "base_url"), ("llm", "api_key_env"))
-"""The settings (table, key) a workspace's ``tandem.toml`` may set only when the user trusts it."""
+UNTRUSTED_OK: dict[str, bool | frozenset[str]] = {
+    # what a client may be served, and limits
+    "toolsets": True,
+    "disabled_toolsets": True,
+    "profile": True,
+    "port": True,
+    "stateless_http": True,
+    "max_body_bytes": True,
+    "max_output_chars": True,
+    "max_sessions": True,
+    "session_idle_timeout": True,
+    "max_file_bytes": True,
+    "log_level": True,
+    "log_requests": True,
+    "tracing": True,
+    "warm_up": True,
+    "auto_restart": True,
+    # the project's own development loop, run when a client asks
+    "code": True,
+    "sdlc": True,
+    "tasks": frozenset({"allow", "justfile", "timeout_s"}),
+    "catalog": frozenset(
+        {
+            "cache_ttl",
+            "cache_max_entries",
+            "min_similarity",
+            "prune_below",
+            "prune_after_uses",
+            "watch",
+            "reindex_interval_s",
+            "backups",
+            "backup_interval_s",
+            "max_database_bytes",
+            "log_queries",
+        }
+    ),
+}
+"""What an untrusted workspace ``tandem.toml`` may set: a whole key (``True``) or these keys of a table. ``host``
+and ``data_dir`` may be set too while they stay on this machine's loopback and inside the workspace."""
 STORE = "trusted-workspaces.json"
 
 
@@ -35,14 +78,51 @@ def store_path() -> Path:
     return Path(base) / "tandem" / STORE
 
 
-def privileged(data: dict[str, Any]) -> list[str]:
-    """The privileged settings ``data`` (a parsed ``tandem.toml``) sets, as dotted names."""
+def privileged(data: dict[str, Any], known: Iterable[str]) -> list[str]:
+    """The settings ``data`` (a parsed ``tandem.toml``) sets that need trust, as dotted names; keys not ``known``
+    (not settings at all) are left to the settings' own validation."""
     found = []
-    for table, key in PRIVILEGED:
-        section = data.get(table)
-        if isinstance(section, dict) and section.get(key) not in (None, "", []):
-            found.append(f"{table}.{key}")
+    for key in sorted(set(data) & set(known)):
+        value, allowed = data[key], UNTRUSTED_OK.get(key, False)
+        if allowed is True or (key == "host" and _loopback(value)) or (key == "data_dir" and _inside(value)):
+            continue
+        if isinstance(allowed, frozenset) and isinstance(value, dict):
+            found += [f"{key}.{sub}" for sub in sorted(value) if sub not in allowed]
+        else:
+            found.append(key)
     return found
+
+
+def without(data: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``data`` less the settings ``names`` (as ``privileged`` gives them)."""
+    kept = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    for name in names:
+        key, _, sub = name.partition(".")
+        if sub and isinstance(kept.get(key), dict):
+            kept[key].pop(sub, None)
+        else:
+            kept.pop(key, None)
+    return kept
+
+
+def _loopback(host: Any) -> bool:
+    if not isinstance(host, str):
+        return False
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _inside(path: Any) -> bool:
+    """Whether a relative data directory stays inside the workspace."""
+    return isinstance(path, str) and not PurePath(path).is_absolute() and ".." not in PurePath(path).parts
+
+
+def shown(value: Any) -> str:
+    """A setting's value as the user reads it before trusting it: JSON with every character past ASCII and every
+    control character escaped, so no terminal sequence in the file can hide or rewrite what is shown."""
+    return json.dumps(value, ensure_ascii=True, sort_keys=True)
 
 
 def digest(content: bytes) -> str:
@@ -84,17 +164,38 @@ def is_trusted(workspace: Path, content: bytes) -> bool:
     return isinstance(entry, dict) and entry.get("sha256") == digest(content)
 
 
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """Hold the store's lock: two ``tandem trust`` at once must not lose one's entry."""
+    path = store_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = os.open(path.with_name(f".{STORE}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise TrustError(f"cannot lock {path}: {exc.strerror or exc}") from None
+    try:
+        with contextlib.suppress(ImportError):  # Windows has no flock: concurrent trusts there are not serialised
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
 def trust(workspace: Path, content: bytes) -> None:
     """Record that the user trusts this workspace's ``tandem.toml`` as it is now (``content``)."""
-    workspaces = _read()
-    workspaces[str(workspace)] = {"sha256": digest(content)}
-    _write(workspaces)
+    with _locked():
+        workspaces = _read()
+        workspaces[str(workspace)] = {"sha256": digest(content)}
+        _write(workspaces)
 
 
 def revoke(workspace: Path) -> bool:
     """Forget this workspace's trusted file; whether there was one."""
-    workspaces = _read()
-    if workspaces.pop(str(workspace), None) is None:
-        return False
-    _write(workspaces)
-    return True
+    with _locked():
+        workspaces = _read()
+        if workspaces.pop(str(workspace), None) is None:
+            return False
+        _write(workspaces)
+        return True

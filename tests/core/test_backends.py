@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tandem import workspace_trust
 from tandem.core import CommandPolicy, CommandRefused, ToolError
 from tandem.core.backends import BackendSettings, CommandRequest, HostAgentSettings, available_backends, backend_for
 
@@ -49,6 +50,9 @@ def agent(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     host = tmp_path / "host"
     host.mkdir()
     (host / "tandem.toml").write_text('[commands]\nallow = ["ls", "cat", "touch", "sleep", "pwd"]\n')
+    # The command policy is read from a workspace's tandem.toml once its user trusts it (as they would run
+    # 'tandem trust' there); the agent finds the trust store through XDG_CONFIG_HOME.
+    workspace_trust.trust(host.resolve(), (host / "tandem.toml").read_bytes())
     (host / "on-host.txt").write_text("from the host\n")
     socket = tmp_path / "agent.sock"
     env = {**os.environ, "TANDEM_AGENT_TOKEN": "s3cret"}

@@ -212,7 +212,8 @@ def _in_workers(encoding_name: EncodingName) -> bool:
 
 def _encoded_in_workers(pieces: list[str], encoding_name: EncodingName) -> dict[str, int] | None:
     """The count of each piece, encoded in the worker processes (a share of the characters each); ``None`` when
-    the pool broke meanwhile (the caller counts here instead)."""
+    the pool broke or was shut down meanwhile (the caller counts here instead)."""
+    from concurrent.futures import CancelledError
     from concurrent.futures.process import BrokenProcessPool
 
     from tandem.core import worker_processes
@@ -227,7 +228,7 @@ def _encoded_in_workers(pieces: list[str], encoding_name: EncodingName) -> dict[
     try:
         futures = [worker_processes.submit(encode_counts, share, encoding_name) for share in shares if share]
         counted = [future.result() for future in futures]
-    except (BrokenProcessPool, RuntimeError):
+    except (BrokenProcessPool, CancelledError, RuntimeError):  # broken, or shut down meanwhile
         return None
     asked = [piece for share in shares if share for piece in share]
     return dict(zip(asked, (n for part in counted for n in part), strict=True))
