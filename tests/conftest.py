@@ -22,29 +22,19 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tandem's result cache (and parsed vocabulary) in a directory of this run's own, for every test and every
-    process a test starts: what earlier runs left in the user's cache cannot decide what a test sees."""
-    previous = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+def _own_user_directories(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user's cache directory (Tandem's result cache, the parsed vocabulary) and configuration directory
+    (trusted workspaces) of this run's own, for every test and every process a test starts: what earlier runs
+    left there cannot decide what a test sees, and no test touches the real ones."""
+    previous = {name: os.environ.get(name) for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
+    for name in previous:
+        os.environ[name] = str(tmp_path_factory.mktemp(name.lower()))
     yield
-    if previous is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = previous
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _own_config_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The user's configuration directory (where trusted workspaces are recorded) of this run's own: a test never
-    reads or writes the real one."""
-    previous = os.environ.get("XDG_CONFIG_HOME")
-    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config-home"))
-    yield
-    if previous is None:
-        os.environ.pop("XDG_CONFIG_HOME", None)
-    else:
-        os.environ["XDG_CONFIG_HOME"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 class ServerProcess:

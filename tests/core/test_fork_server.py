@@ -10,13 +10,15 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
 import tandem.__main__ as entry
 from tandem import fork_server
-from tandem.core import secret_engine, tokens, worker_processes
+from tandem.core import ToolError, secret_engine, tokens, worker_processes
 
 needs_fork_server = pytest.mark.skipif(not fork_server.available(), reason="no fork server on this platform")
 
@@ -201,3 +203,26 @@ def test_a_fork_server_that_cannot_start_leaves_workers_spawned(tmp_path: Path) 
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["False False spawn", "True"]
+
+
+def _die() -> None:
+    os._exit(3)
+
+
+@pytest.mark.anyio
+async def test_a_call_that_met_a_broken_pool_leaves_the_pool_made_since_alone() -> None:
+    """A caller told its pool broke discards that pool, not the one another caller has made since (which would
+    cancel that caller's queued work)."""
+    worker_processes.shutdown(wait=True)
+    doomed = worker_processes.submit(_die)
+    with pytest.raises(BrokenProcessPool):
+        doomed.result(timeout=60)  # the pool is broken; the next submission makes another
+    queued = [worker_processes.submit(time.sleep, 0.3) for _ in range(worker_processes.worker_count() * 3)]
+    made_since = worker_processes._pool
+    with pytest.raises(ToolError, match="worker process died"):
+        await worker_processes.result(doomed)
+    try:
+        assert worker_processes._pool is made_since  # still the pool in use, not shut down
+        assert [future.result(timeout=60) for future in queued] == [None] * len(queued)
+    finally:
+        worker_processes.shutdown(wait=True)

@@ -16,6 +16,7 @@ import multiprocessing.connection
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +32,8 @@ MAX_WORKERS = 8
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+_owners: weakref.WeakKeyDictionary[Future[Any], ProcessPoolExecutor] = weakref.WeakKeyDictionary()
+"""The pool each submitted call went to (a broken one is discarded, not whichever pool is current by then)."""
 _setups: list[Callable[[], None]] = []
 """What each worker process runs as it starts (see ``prepare_with``)."""
 
@@ -149,10 +152,13 @@ def submit(fn: Callable[..., T], *args: Any) -> Future[T]:
     """Start ``fn(*args)`` in a worker process (``fn`` and its arguments must pickle: a module-level function)."""
     pool = _get_pool()
     try:
-        return pool.submit(fn, *args)
+        future = pool.submit(fn, *args)
     except BrokenProcessPool:
         _discard(pool)
-        return _get_pool().submit(fn, *args)
+        pool = _get_pool()
+        future = pool.submit(fn, *args)
+    _owners[future] = pool
+    return future
 
 
 async def result(future: Future[T]) -> T:
@@ -160,8 +166,8 @@ async def result(future: Future[T]) -> T:
     try:
         return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
     except BrokenProcessPool:
-        if _pool is not None:
-            _discard(_pool)
+        if (pool := _owners.get(future)) is not None:
+            _discard(pool)  # that pool only: another thread may have made a healthy one since
         raise ToolError("a worker process died during this call (the input may crash the parser)") from None
     finally:
         future.cancel()  # a no-op once it finished; spares the pool work nobody waits for
