@@ -199,6 +199,20 @@ def test_what_is_shown_cannot_be_disguised_by_terminal_sequences(tmp_path: Path)
     assert '"LD_PRELOAD": "./.hidden/lib.so"' in shown.stdout
 
 
+def test_a_cloned_workspace_can_be_packed_without_trust(tmp_path: Path) -> None:
+    """Packing starts nothing of the file's choosing: what needs trust is left out, not refused."""
+    workspace, mark = cloned(tmp_path)
+    (workspace / "tandem.toml").write_text(
+        'data_dir = "../outside"\n' + (workspace / "tandem.toml").read_text() + "[commands]\nshell = true\n"
+    )
+    with pytest.raises(ConfigError, match=r"sets commands, data_dir, gateway:"):
+        load_settings(workspace)
+    packed = tandem(workspace, "pack", "-o", str(tmp_path / "out.xml"))
+    assert packed.returncode == 0, packed.stderr
+    assert "tandem.toml" in (tmp_path / "out.xml").read_text() and not mark.exists()
+    assert (workspace / ".tandem" / "packs").is_dir() and not (tmp_path / "outside").exists()
+
+
 def test_stop_and_status_find_the_daemon_of_a_workspace_whose_file_changed(tmp_path: Path) -> None:
     """After a pull changed a trusted tandem.toml, the daemon it started can still be asked about and stopped."""
     (tmp_path / "tandem.toml").write_text('[commands]\nallow = ["ls"]\n')

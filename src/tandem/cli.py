@@ -551,7 +551,9 @@ def pack(
     """Pack the codebase into one file for a model (what the pack_codebase tool returns), with token counts."""
     from tandem.toolsets.context.store import PackStore
 
-    settings = _settings(workspace, toolsets="context")
+    # A pack reads the workspace and starts nothing of the file's choosing: settings an untrusted tandem.toml may
+    # not set are left out rather than refused, so packing a repository just cloned needs no 'tandem trust'.
+    settings = _settings(workspace, toolsets="context", untrusted=True)
     args: dict[str, Any] = {"path": path, "style": style, "line_numbers": line_numbers, "encoding": encoding}
     args["leave_out_secrets"] = secret_scan
     args["compress"] = compress
