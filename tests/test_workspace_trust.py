@@ -233,7 +233,7 @@ def test_tandem_trust_without_anything_to_trust(tmp_path: Path) -> None:
     )
     (tmp_path / "tandem.toml").write_text("toolsets = [\n")
     broken = tandem(tmp_path, "trust")
-    assert broken.returncode == 2 and "cannot read it as TOML" in broken.stderr
+    assert broken.returncode == 2 and "tandem.toml: not valid TOML" in broken.stderr
 
 
 def test_an_unreadable_trust_store_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

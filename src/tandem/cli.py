@@ -156,13 +156,13 @@ PortOpt = Annotated[int | None, typer.Option(help="HTTP port (default 8765; 0 pi
 LogLevelOpt = Annotated[str | None, typer.Option(help="debug, info, warning or error.")]
 
 
-def _daemon_args(settings: Settings, given: dict[str, Any]) -> list[str]:
-    """The options ``tandem supervise`` (and so its ``serve``) gets: the workspace, and the options ``given`` here
-    (``--name``: value, those left out ``None``)."""
+def _daemon_args(settings: Settings, **given: Any) -> list[str]:
+    """The options ``tandem supervise`` (and so its ``serve``) gets: the workspace, and each option ``given`` here
+    (``log_level=`` is ``--log-level``) that was not left out (``None``)."""
     args = ["--workspace", str(settings.workspace)]
     for name, value in given.items():
         if value is not None:
-            args += [name, str(value)]
+            args += [f"--{name.replace('_', '-')}", str(value)]
     return args
 
 
@@ -186,8 +186,8 @@ def start(
         typer.echo(f"tandem: already running (pid {pid}) at {url}; 'tandem stop' first to restart it")
         return
     try:
-        given = {"--host": host, "--port": port, "--toolsets": toolsets, "--profile": profile, "--log-level": log_level}
-        state = daemon.start(files, _daemon_args(settings, given), timeout)
+        given = _daemon_args(settings, host=host, port=port, toolsets=toolsets, profile=profile, log_level=log_level)
+        state = daemon.start(files, given, timeout)
     except daemon.DaemonError as exc:
         raise _fail(str(exc), code=1) from None
     typer.echo(
@@ -244,10 +244,8 @@ def trust(
     servers Tandem starts, the LLM endpoint it sends to, the address it listens on, the command policy, execution
     backends, git hooks and remotes, paths outside the workspace), then trust the file as it is now. Trust covers
     this file's text, not the programs it names; a change to it needs trusting again."""
-    import tomllib
-
     from tandem import workspace_trust
-    from tandem.config import CONFIG_FILE, Settings, workspace_root
+    from tandem.config import CONFIG_FILE, Settings, read_workspace_toml, workspace_root
 
     try:
         root = workspace_root(workspace)
@@ -255,14 +253,10 @@ def trust(
             gone = workspace_trust.revoke(root)
             typer.echo(f"tandem: {CONFIG_FILE} of {root} is {'no longer' if gone else 'not'} trusted")
             return
-        path = root / CONFIG_FILE
-        try:
-            content = path.read_bytes()
-            data = tomllib.loads(content.decode("utf-8"))
-        except FileNotFoundError:
-            raise _fail(f"no {CONFIG_FILE} in {root}: nothing to trust") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise _fail(f"{path}: cannot read it as TOML: {exc}") from None
+        path, found = root / CONFIG_FILE, read_workspace_toml(root)
+        if found is None:
+            raise _fail(f"no {CONFIG_FILE} in {root}: nothing to trust")
+        content, data = found
         names = workspace_trust.privileged(data, Settings.model_fields)
         if not names:
             typer.echo(f"tandem: {path} sets nothing that needs trust; not recorded")
@@ -305,8 +299,8 @@ def init(
     if not no_start:
         if running is None:
             try:
-                given = {"--host": host, "--port": port, "--toolsets": toolsets}
-                url = daemon.start(files, _daemon_args(settings, given), timeout)["url"]
+                given = _daemon_args(settings, host=host, port=port, toolsets=toolsets)
+                url = daemon.start(files, given, timeout)["url"]
             except daemon.DaemonError as exc:
                 raise _fail(str(exc), code=1) from None
             typer.echo(f"started the daemon at {url} (log {files.log})")
@@ -340,8 +334,8 @@ def supervise(
     from tandem import daemon
 
     settings = _settings(workspace, host=host, port=port, toolsets=toolsets, profile=profile, log_level=log_level)
-    given = {"--host": host, "--port": port, "--toolsets": toolsets, "--profile": profile, "--log-level": log_level}
-    serve_args = ["serve", "--http", *_daemon_args(settings, given)]
+    given = _daemon_args(settings, host=host, port=port, toolsets=toolsets, profile=profile, log_level=log_level)
+    serve_args = ["serve", "--http", *given]
     supervisor = daemon.Supervisor(
         daemon.DaemonFiles(settings.data_path),
         serve_args,

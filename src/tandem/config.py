@@ -180,22 +180,35 @@ class _WorkspaceToml(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         path = _toml_path.get()
-        if path is None or not path.is_file():
+        found = None if path is None else read_workspace_toml(path.parent)
+        if found is None:
             return {}
-        content = path.read_bytes()
-        try:
-            data = tomllib.loads(content.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{CONFIG_FILE}: not valid TOML: {exc}") from None
+        content, data = found
         # The file lives in the workspace, so it cannot move the workspace.
         data.pop("workspace", None)
         return _check_trusted(path, content, data)
 
 
+def read_workspace_toml(root: Path) -> tuple[bytes, dict[str, Any]] | None:
+    """The ``tandem.toml`` of the workspace ``root``, as its bytes and parsed; ``None`` when there is none.
+    Raises ``ConfigError`` when it cannot be read as TOML."""
+    path = root / CONFIG_FILE
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"{CONFIG_FILE}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        return content, tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{CONFIG_FILE}: not valid TOML: {exc}") from None
+
+
 def _check_trusted(path: Path, content: bytes, data: dict[str, Any]) -> dict[str, Any]:
     """``data`` if the user trusts this ``tandem.toml`` or it sets nothing that needs trust
-    (``tandem.workspace_trust``); else a ``ConfigError`` naming the settings, or, when only the data directory is
-    wanted (``_untrusted_dropped``), ``data`` without them."""
+    (``tandem.workspace_trust``); else a ``ConfigError`` naming the settings, or, where the caller asked for them
+    to be left out (``_untrusted_dropped``), ``data`` without them."""
     names = workspace_trust.privileged(data, Settings.model_fields)
     if not names:
         return data
