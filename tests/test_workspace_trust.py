@@ -243,3 +243,24 @@ def test_an_unreadable_trust_store_is_a_clear_error(tmp_path: Path, monkeypatch:
     workspace_trust.store_path().write_text("{not json")
     with pytest.raises(ConfigError, match=r"tandem.toml: cannot read .*trusted-workspaces.json"):
         load_settings(workspace)
+
+
+def test_a_data_directory_linked_out_of_the_workspace_is_refused(tmp_path: Path) -> None:
+    """A repository that commits ``.tandem`` as a symbolic link would have Tandem write its packs, logs and
+    databases wherever the link points."""
+    workspace, elsewhere = tmp_path / "cloned", tmp_path / "elsewhere"
+    workspace.mkdir()
+    elsewhere.mkdir()
+    (workspace / "app.py").write_text("x = 1\n")
+    (workspace / ".tandem").symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match=r"data_dir: \.tandem is inside the workspace but leads outside it"):
+        load_settings(workspace)
+    packed = tandem(workspace, "pack", "-o", str(tmp_path / "out.xml"))
+    assert packed.returncode == 2 and "leads outside it" in packed.stderr
+    assert list(elsewhere.iterdir()) == []
+    # A data directory the user names outside the workspace is theirs to choose.
+    assert load_settings(workspace, data_dir=str(elsewhere)).data_path == elsewhere
+    (workspace / ".tandem").unlink()
+    (workspace / ".tandem").mkdir()
+    (workspace / "inner").symlink_to(workspace / ".tandem")
+    assert load_settings(workspace, data_dir="inner").data_path == workspace.resolve() / "inner"  # stays inside

@@ -248,12 +248,25 @@ def load_settings(workspace: Path | str | None = None, *, untrusted: bool = Fals
     token = _toml_path.set(root / CONFIG_FILE)
     dropping = _untrusted_dropped.set(untrusted)
     try:
-        return Settings(workspace=root, **{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(workspace=root, **{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     finally:
         _untrusted_dropped.reset(dropping)
         _toml_path.reset(token)
+    _check_data_dir(settings)
+    return settings
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """A data directory named inside the workspace must lie there: a repository that commits ``.tandem`` as a
+    symbolic link elsewhere would have Tandem write its packs, logs and databases wherever it points."""
+    named = Path(os.path.normpath(settings.data_path))
+    if named.is_relative_to(settings.workspace) and not named.resolve().is_relative_to(settings.workspace):
+        raise ConfigError(
+            f"data_dir: {settings.data_dir} is inside the workspace but leads outside it (a symbolic link?); remove "
+            "the link, or name the directory you mean with an absolute data_dir"
+        )
 
 
 def _describe(exc: ValidationError) -> str:

@@ -18,8 +18,8 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tandem.config import load_settings
-from tandem.core import Registry
+from tandem.config import Settings, load_settings
+from tandem.core import ConfigError, Registry
 from tandem.server import TandemServer
 from tests.test_llm import ChatServer, closed_port_url, completion
 from tests.toolsets.calls import call, refused, serving
@@ -457,7 +457,13 @@ async def test_a_data_dir_symlinked_out_of_the_workspace_serves_no_project_perso
     workspace.mkdir()
     persona_file(tmp_path / "elsewhere", "leak", "---\ntitle: Leak\ndescription: D\n---\nOUTSIDE body\n")
     (workspace / ".tandem").symlink_to(tmp_path / "elsewhere" / ".tandem")
-    async with serving(workspace, toolsets=["specialists"]) as client:
+    # Such a data directory stops startup now (tests/test_workspace_trust.py); were it used all the same, the
+    # toolset itself still reads no persona through it.
+    with pytest.raises(ConfigError, match="leads outside it"):
+        load_settings(workspace)
+    settings = Settings(workspace=workspace.resolve(), toolsets=["specialists"])  # load_settings would refuse it
+    tandem = TandemServer(Registry.from_entry_points(settings.toolsets), settings)
+    async with Client(tandem.server, mode="legacy") as client:
         roster = await call(client, "list_specialists")
     assert {s["name"] for s in roster["specialists"]} == SHIPPED
     (problem,) = roster["problems"]
