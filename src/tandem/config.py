@@ -241,7 +241,7 @@ def load_settings(workspace: Path | str | None = None, *, untrusted: bool = Fals
 
     ``overrides`` come from the command line and win over everything; ``None`` values are ignored. A workspace's
     ``tandem.toml`` that sets what needs trust, untrusted, is refused, or with ``untrusted`` has those settings
-    left out (for commands that only find the daemon: ``tandem stop``, ``tandem status``).
+    left out (for commands that start nothing of the file's choosing: ``tandem stop``, ``status``, ``pack``).
     Raises ``ConfigError`` naming the setting and the problem.
     """
     root = workspace_root(workspace)

@@ -165,7 +165,7 @@ def _count_blocks(pieces: set[str], encoding_name: EncodingName) -> dict[str, in
     if not missing:
         return counts
     size = sum(map(len, missing))
-    found = _encoded_in_workers(missing, encoding_name) if _in_workers(encoding_name) else None
+    found = _encoded_in_workers(missing, encoding_name, size) if _in_workers(encoding_name) else None
     if found is None:
         found = _encoded_here(missing, encoding_name, size)
     with _remembering:
@@ -179,17 +179,16 @@ def _count_blocks(pieces: set[str], encoding_name: EncodingName) -> dict[str, in
 
 def _encoded_here(pieces: list[str], encoding_name: EncodingName, size: int) -> dict[str, int]:
     """The count of each piece, encoded in this process (in threads, when there is enough to encode)."""
-    encoder = encoding(encoding_name)
     workers = min(os.cpu_count() or 1, 8)
     if size >= PARALLEL_CHARS and workers > 1:
         # tiktoken encodes without holding the GIL; one task per thread, over its share of the blocks, keeps the
         # overhead per block low.
         shares = [pieces[i::workers] for i in range(workers)]
         with ThreadPoolExecutor(workers) as pool:
-            numbers = pool.map(lambda share: [len(encoder.encode_ordinary(piece)) for piece in share], shares)
+            numbers = pool.map(lambda share: encode_counts(share, encoding_name), shares)
             pairs = (zip(share, counted, strict=True) for share, counted in zip(shares, numbers, strict=True))
             return {piece: n for pair in pairs for piece, n in pair}
-    return {piece: len(encoder.encode_ordinary(piece)) for piece in pieces}
+    return dict(zip(pieces, encode_counts(pieces, encoding_name), strict=True))
 
 
 def encode_counts(pieces: list[str], encoding_name: EncodingName) -> list[int]:
@@ -210,7 +209,7 @@ def _in_workers(encoding_name: EncodingName) -> bool:
     return worker_processes.started() and PREPARED in worker_processes.preloaded()
 
 
-def _encoded_in_workers(pieces: list[str], encoding_name: EncodingName) -> dict[str, int] | None:
+def _encoded_in_workers(pieces: list[str], encoding_name: EncodingName, size: int) -> dict[str, int] | None:
     """The count of each piece, encoded in the worker processes (a share of the characters each); ``None`` when
     the pool broke or was shut down meanwhile (the caller counts here instead)."""
     from concurrent.futures import CancelledError
@@ -218,7 +217,7 @@ def _encoded_in_workers(pieces: list[str], encoding_name: EncodingName) -> dict[
 
     from tandem.core import worker_processes
 
-    count = worker_processes.worker_count() if sum(map(len, pieces)) >= WORKER_SHARE_CHARS else 1
+    count = worker_processes.worker_count() if size >= WORKER_SHARE_CHARS else 1
     shares: list[list[str]] = [[] for _ in range(count)]
     sizes = [0] * count
     for piece in sorted(pieces, key=len, reverse=True):  # the largest first, each to the lightest share

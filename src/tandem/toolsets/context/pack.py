@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Literal
 
 from tandem.core.tokens import DEFAULT_ENCODING, EncodingName, count_joined, count_many, count_tokens
+from tandem.toolsets.context.store import lines_of
 
 Style = Literal["xml", "markdown", "plain", "json"]
 STYLES: tuple[Style, ...] = ("xml", "markdown", "plain", "json")
@@ -282,11 +283,7 @@ def _attribute(value: str) -> str:
 def numbered(text: str, numbers: tuple[int, ...] | None = None) -> str:
     """``text`` with each line prefixed by its number, right-aligned (``  7: ...``); ``numbers``, given for a
     compressed file, are the original number of each of its lines, so they point into the real file."""
-    # Lines end at newlines only, as an editor and the stored pack count them: a form feed or a carriage return
-    # stays in its line.
-    lines = text.split("\n")
-    if not lines[-1]:
-        lines.pop()
+    lines = lines_of(text)  # as the stored pack numbers them: a form feed or a carriage return stays in its line
     if numbers is None:
         numbers = tuple(range(1, len(lines) + 1))
     numbers = numbers[: len(lines)]

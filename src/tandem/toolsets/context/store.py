@@ -29,10 +29,13 @@ class StoredPack:
         return self.text_path.read_bytes().decode("utf-8")
 
     def lines(self) -> list[str]:
-        """The pack's lines, split at newlines only, as its parts, its line count and ripgrep number them: a
-        carriage return, form feed or line separator inside a packed file stays in its line."""
-        text = self.text()
-        return text.removesuffix("\n").split("\n") if text else []
+        return lines_of(self.text())
+
+
+def lines_of(text: str) -> list[str]:
+    """``text``'s lines, split at newlines only, as a pack's parts, its line count and ripgrep number them: a
+    carriage return, form feed or line separator inside a packed file stays in its line."""
+    return text.removesuffix("\n").split("\n") if text else []
 
 
 class PackStore:
