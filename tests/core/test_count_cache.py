@@ -139,7 +139,7 @@ def test_a_later_process_counts_a_known_text_without_an_encoder(tmp_path: Path) 
         given = json.loads(open(sys.argv[1]).read())
         print(tokens.count_tokens(given["text"]))
         print(tokens.count_joined(given["parts"], "cl100k_base"))
-        print(tokens.encoding.cache_info().currsize)
+        print(tokens.counter.cache_info().currsize)
     """
     home = tmp_path / "cache-home"
     first = _run(code, home, str(source))
@@ -454,12 +454,12 @@ def test_a_repeated_pack_builds_no_encoder_even_with_a_file_left_out(tmp_path: P
     code = """
         import os, sys
         from tandem.core import tokens
-        built, marked = tokens.encoding, sys.argv[1]
+        built, marked = tokens.counter, sys.argv[1]
         def counted(*args):
             with open(marked, "a") as marks:
                 marks.write("encoder built\\n")
             return built(*args)
-        tokens.encoding = counted
+        tokens.counter = counted
         os.cpu_count = lambda: 1
         os.chdir(sys.argv[2])
         sys.argv = ["tandem", "pack", "-o", sys.argv[3]]

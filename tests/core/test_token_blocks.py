@@ -71,7 +71,8 @@ def test_block_counts_add_up_on_the_repository(name: tokens.EncodingName) -> Non
 
 
 def test_the_parsed_vocabulary_is_cached_and_checked(tmp_path: Path) -> None:
-    code = "from tandem.core.tokens import count_tokens; print(count_tokens('hello world'))"
+    """tiktoken's encoder (the reference, and the fallback) is built from a parsed vocabulary kept in the cache."""
+    code = "from tandem.core.tokens import encoding; print(len(encoding().encode_ordinary('hello world')))"
     env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert first.stdout.strip() == "2", first.stderr

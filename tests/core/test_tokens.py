@@ -1,4 +1,5 @@
-"""Token counts are tiktoken's own and need no network: the vocabulary comes from bpe-openai, hash-checked."""
+"""Token counts are tiktoken's own and need no network: bpe-openai's tokenizer counts, and agrees with tiktoken's
+encoder (built from the vocabulary bpe-openai ships, hash-checked) on everything thrown at it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tandem.core import tokens
+from tests.exact_tokens import repository_texts
 
 
 def test_counts_are_exact_for_both_encodings() -> None:
@@ -30,6 +34,87 @@ def test_counts_are_exact_for_both_encodings() -> None:
 def test_unknown_encoding_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown encoding"):
         tokens.encoding("p50k_base")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown encoding"):
+        tokens.counter("p50k_base")  # type: ignore[arg-type]
+
+
+def _tiktoken(text: str, name: tokens.EncodingName) -> int:
+    return len(tokens.encoding(name).encode_ordinary(text))
+
+
+HARD = [
+    "",
+    "\ud800",  # lone surrogates: tiktoken replaces them before encoding
+    "a\udfffb \ud83d",
+    "<|endoftext|><|fim_prefix|>",
+    "   \n\n  x  \t\r\n",  # whitespace before a non-space: tiktoken's look-ahead
+    " " * 1000 + "x",
+    "1234567890" * 50,
+    "'S'LL'Re 'd ǅǅ İıſ ß",
+    "\u0301\u200d\u2028\u3000\u00a0\x0b\x0c",
+    "🚀🙂漢字" * 40,
+    "A" * 5000,
+    "QUJDREVGR0g=" * 800,  # a long base64 run, one pre-tokenizer piece
+]
+
+
+@pytest.mark.parametrize("name", tokens.ENCODINGS)
+def test_the_counter_gives_tiktoken_s_counts(name: tokens.EncodingName) -> None:
+    """bpe-openai's tokenizer against tiktoken's encoder, text by text: every file of this repository, and text
+    chosen where the two could part (look-ahead whitespace, surrogates, special-token text, case-folded
+    contractions, long runs)."""
+    count = tokens.counter(name)
+    texts = [*repository_texts(), *HARD]
+    assert [count(text) for text in texts] == [_tiktoken(text, name) for text in texts]
+    assert tokens.counting_engine().startswith("bpe-openai-")
+
+
+_ANY_TEXT = st.text(st.characters(exclude_categories=()) | st.sampled_from(list(" \t\r\n'sStT0/\ud800")), max_size=80)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_ANY_TEXT)
+def test_the_counter_gives_tiktoken_s_counts_on_generated_text(text: str) -> None:
+    for name in tokens.ENCODINGS:
+        assert tokens.counter(name)(text) == _tiktoken(text, name)
+
+
+def test_tiktoken_counts_where_bpe_openai_s_tokenizer_cannot_be_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens.counter.cache_clear()
+    tokens.counting_engine.cache_clear()
+    monkeypatch.setattr(tokens, "_rust_tokenizers", lambda: None)
+    try:
+        assert tokens.counting_engine().startswith("tiktoken-")
+        texts = ["hello world", "a\ud800b", *HARD[3:6]]
+        assert [tokens.counter("cl100k_base")(text) for text in texts] == [
+            _tiktoken(text, "cl100k_base") for text in texts
+        ]
+    finally:
+        monkeypatch.undo()
+        tokens.counter.cache_clear()
+        tokens.counting_engine.cache_clear()
+    assert tokens.counting_engine().startswith("bpe-openai-")
+
+
+def test_bpe_openai_s_tokenizer_loads_without_its_package_and_alongside_it() -> None:
+    """Its extension module is loaded by itself (the package's ``__init__`` parses its vocabularies in Python: 0.4
+    s); a later import of the package finds that module and works."""
+    code = """
+import sys
+from tandem.core import tokens
+print(tokens.count_tokens("hello world"), "bpe_openai.compat" in sys.modules, "bpe_openai._bindings" in sys.modules)
+import bpe_openai
+print(len(bpe_openai.get_encoding("o200k_base").encode("hello world")), tokens.count_tokens("hello there"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "TANDEM_RESULT_CACHE": "off"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "False", "True", "2", "2"]
 
 
 def test_a_tampered_vocabulary_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,7 +206,7 @@ if __name__ == "__main__":
     texts = [*repository_texts(), "<|endoftext|> and\\r\\n\\x0c more", ""]
     counted = tokens.count_many(texts)
     cl100k = tokens.count_many(texts[:5], "cl100k_base")  # the workers have no cl100k encoder: counted here
-    built_here = sorted(tokens._built)
+    built_here = sorted(tokens._counting_here)
     exact = [len(tokens.encoding().encode_ordinary(text)) for text in texts]
     exact_cl100k = [len(tokens.encoding("cl100k_base").encode_ordinary(text)) for text in texts[:5]]
     print(json.dumps([built_here, counted == exact, cl100k == exact_cl100k, len(texts)]))
