@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from detect_secrets.core import scan
 from detect_secrets.settings import default_settings, transient_settings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tandem.core.secret_engine import scan_file
 
@@ -353,3 +355,71 @@ def test_high_entropy_lines_are_those_with_a_quoted_string_over_the_limit() -> N
             assert secret_engine._entropy_lines(plugin, plugin.regex, text) == expected, lines
             over += len(expected)
     assert over > 100  # lines over the limit were made, not only lines under it
+
+
+INI_PIECES = [
+    "key",
+    "password",
+    "x",
+    " ",
+    "\t",
+    "=",
+    ":",
+    "[",
+    "]",
+    "[sec]",
+    "#",
+    ";",
+    "value",
+    "Zm9vYmFy",
+    "é",
+    "\n",
+    "\n",
+]
+INI_TEXTS = [
+    "[server]\npassword = ini-password-value-777\nkey = \n  continued-Zm9vYmFyYmF6cXV4c2VjcmV0dmFsdWVo\n",
+    "[server]\npassword = ini-password-value-777\nprose without a delimiter\n",
+    "# Title\n\nSome prose here.\n\n[link]: https://example.com\n",
+    "[![badge](https://x/y.svg)](https://x)\n\npassword = hunter2hunter2\n  indented prose\n",
+    "password = hunter2hunter2\n\tcontinued value\n; comment\n",
+    "\n\n   \n# only comments\n; more\n",
+    "no delimiter at all",
+    "",
+]
+
+
+def _transforms_the_same(text: str) -> None:
+    from detect_secrets.transformers import get_transformed_file
+
+    from tandem.core.secret_engine import _NOT_INI, _Held, _transformed
+
+    for name in ("conf.ini", "notes.md", "README", "settings.cfg", "app.py", "data.yaml"):
+        for eager in (False, True):
+            theirs = get_transformed_file(_Held(text, name), use_eager_transformers=eager)
+            assert _transformed(_Held(text, name), eager) == theirs, (name, eager, text)
+    if _NOT_INI.search(text):  # what the shortcut assumes: configparser rejects the text, with or without a header
+        import configparser
+
+        from detect_secrets.transformers.config import IniFileParser
+
+        for header in (False, True):
+            with pytest.raises(configparser.Error):
+                list(IniFileParser(_Held(text, "x.ini"), add_header=header))
+
+
+@pytest.mark.parametrize("text", INI_TEXTS)
+def test_ini_transformers_are_skipped_only_where_configparser_would_fail(text: str) -> None:
+    _transforms_the_same(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(INI_PIECES), max_size=40).map("".join))
+def test_ini_transformers_are_skipped_only_where_configparser_would_fail_on_generated_text(text: str) -> None:
+    _transforms_the_same(text)
+
+
+def test_ini_transformers_are_skipped_on_prose() -> None:
+    from tandem.core.secret_engine import _NOT_INI
+
+    assert _NOT_INI.search(INI_TEXTS[2]) and _NOT_INI.search(INI_TEXTS[1])
+    assert not _NOT_INI.search(INI_TEXTS[0]) and not _NOT_INI.search(INI_TEXTS[4])

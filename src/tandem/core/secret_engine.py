@@ -743,6 +743,38 @@ class _Held(io.StringIO):
         self.name = name
 
 
+_NOT_INI = re.compile(r"^[^\s#;\[=:][^\n=:]*$", re.MULTILINE)
+"""A line configparser rejects whatever surrounds it: not indented (so never a value's continuation), not a comment,
+not a section header, and without ``=`` or ``:`` (so not an option). Before any section header it is a missing
+header; after one, a parsing error. Either way detect-secrets' INI transformers give up on the file."""
+
+
+def _transformed(held: _Held, eager: bool) -> list[str] | None:
+    """``detect_secrets.transformers.get_transformed_file(held, eager)``, the same transformers in the same order,
+    except that the INI transformers are not run over a text holding a line configparser rejects (``_NOT_INI``):
+    they would parse all of it (a Markdown file, twice) only to fail."""
+    from detect_secrets.transformers import get_transformers
+    from detect_secrets.transformers.config import ConfigFileTransformer, EagerConfigFileTransformer
+    from detect_secrets.transformers.exceptions import ParsingError
+
+    not_ini: bool | None = None
+    for transformer in get_transformers():
+        if not transformer.should_parse_file(held.name) or eager != transformer.is_eager:
+            continue
+        if type(transformer) in (ConfigFileTransformer, EagerConfigFileTransformer):
+            if not_ini is None:
+                not_ini = _NOT_INI.search(held.getvalue()) is not None
+            if not_ini:
+                continue
+        try:
+            return transformer.parse_file(held)
+        except ParsingError:
+            pass
+        finally:
+            held.seek(0)
+    return None
+
+
 def scanned_text(data: bytes) -> str:
     """A file's bytes as the scan reads them: as ``open(name)`` hands them to detect-secrets (UTF-8, universal
     newlines). A file that is not UTF-8, which detect-secrets would pass over, is read as Tandem decodes it (its
@@ -760,7 +792,6 @@ def scan_file(filename: str, data: bytes | None = None, every_text: bool = False
     secret, as the eager transformers read it. The bytes are read once: what is scanned is exactly ``data``.
     ``every_text``: also a file detect-secrets would pass over for its name (see ``_passed_over``)."""
     from detect_secrets.settings import get_plugins
-    from detect_secrets.transformers import get_transformed_file
 
     if not get_plugins() or _passed_over(filename, held=data is not None, every_text=every_text):
         return
@@ -774,9 +805,9 @@ def scan_file(filename: str, data: bytes | None = None, every_text: bool = False
 
     def readings() -> Iterator[list[str]]:
         """detect-secrets' ``_get_lines_from_file``, on the text held instead of the file reopened by name."""
-        yield get_transformed_file(held) or held.readlines()
+        yield _transformed(held, eager=False) or held.readlines()
         held.seek(0)
-        eager = get_transformed_file(held, use_eager_transformers=True)
+        eager = _transformed(held, eager=True)
         if eager:
             yield eager
 
