@@ -423,3 +423,26 @@ def test_ini_transformers_are_skipped_on_prose() -> None:
 
     assert _NOT_INI.search(INI_TEXTS[2]) and _NOT_INI.search(INI_TEXTS[1])
     assert not _NOT_INI.search(INI_TEXTS[0]) and not _NOT_INI.search(INI_TEXTS[4])
+
+
+def test_prepare_reads_every_plugin_regex_so_a_forked_worker_reads_none() -> None:
+    """A worker forked from a prepared fork server starts with the sieve's reading of every regex done: scanning
+    the whole repository after ``prepare`` parses no regex again."""
+    code = """
+import subprocess, sys
+from tandem.core import secret_engine as se
+se.prepare()
+before = se._parsed.cache_info().misses, se._long_enough.cache_info().misses
+files = subprocess.run(["git", "ls-files"], cwd=sys.argv[1], capture_output=True, text=True).stdout.split()
+scan = se.scan_file_batch(sys.argv[1], 10**7, None, "pack_codebase", files)
+after = se._parsed.cache_info().misses, se._long_enough.cache_info().misses
+print(before[0], after[0] - before[0], after[1] - before[1], scan.count)
+"""
+    env = {**os.environ, "TANDEM_RESULT_CACHE": "off"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    parsed, parsed_later, long_later, scanned = map(int, done.stdout.split())
+    assert parsed > 30 and scanned > 100
+    assert (parsed_later, long_later) == (0, 0)

@@ -831,11 +831,24 @@ PREPARED = "tandem.core.secret_scan_prepared"
 def prepare() -> None:
     """Load detect-secrets and what a first scan compiles (its plugins' and filters' modules, their regexes and
     what Tandem reads from them) by scanning a few lines in this process: a server's warm-up, here and in each
-    worker process. (The plugins themselves are made again under each scan's settings.)"""
+    worker process. (The plugins themselves are made again under each scan's settings.) The sieve's reading of
+    every plugin regex (parsed again, its literals, where it can be searched) is done here too, not only for the
+    regexes the warm-up lines reach: a worker forked from a prepared fork server would otherwise read each of
+    them again on its first scan."""
+    from detect_secrets.settings import get_plugins
+    from detect_secrets.util.filetype import FileType
+
     with _in_process, configured(None, "detect-secrets' defaults"):
         for name in _WARM_UP_NAMES:
             for _secret in scan_file(name, _WARM_UP_TEXT, every_text=True):
                 pass
+        for pattern in _regex_set()[1]:
+            _literals(pattern)
+            _searched_whole(pattern)
+        for plugin in get_plugins():
+            sieve = _sieve(plugin, FileType.OTHER)
+            for pattern in sieve.patterns or () if sieve.entropy else ():
+                _long_enough(pattern, plugin.charset, plugin.entropy_limit)
 
 
 TEXT_AS = "text.conf"
