@@ -8,6 +8,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -557,15 +558,17 @@ def pack(
     target = output or Path(f"tandem-pack{_PACK_SUFFIX.get(style, '.txt')}")
     stored = PackStore(settings.data_path / "packs").get(stats["pack_id"])
     # Written byte for byte as counted (no newline translated); a split pack's parts each exactly its lines.
-    outputs = [(target, stored.text())]
     if parts := stats.get("parts"):
         lines = stored.lines()
         outputs = [
             (target.with_name(f"{target.stem}-{n}{target.suffix}"), "".join(f"{line}\n" for line in lines[a - 1 : b]))
             for n, (a, b) in enumerate(((p["start_line"], p["end_line"]) for p in parts), 1)
         ]
-    for where, text in outputs:
-        where.write_bytes(text.encode("utf-8"))
+        for where, text in outputs:
+            where.write_bytes(text.encode("utf-8"))
+    else:
+        outputs = [(target, "")]
+        shutil.copyfile(stored.text_path, target)
     typer.echo(result.content[0].text)
     typer.echo(f"written: {', '.join(str(where) for where, _ in outputs)}")
     _finish_fast.append(True)
