@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -198,3 +199,110 @@ def test_stdio_answers_malformed_lines(tmp_path) -> None:  # type: ignore[no-unt
     assert by_id[3]["result"]["content"][0]["text"] == "3"
     # Nothing but JSON-RPC reached stdout; the banner went to stderr.
     assert "Tandem" in proc.stderr.read()
+
+
+def _stdio_server(tmp_path, **env: str) -> subprocess.Popen:  # type: ignore[no-untyped-def, type-arg]
+    return subprocess.Popen(
+        [sys.executable, "-m", "tandem", "serve", "--toolsets", "conformance", "--workspace", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+
+
+def test_stdio_drops_a_line_over_the_size_limit_and_keeps_serving(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = _stdio_server(tmp_path, TANDEM_MAX_BODY_BYTES="65536")
+    assert proc.stdin is not None and proc.stdout is not None
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
+    at_limit = json.dumps({**call, "id": 3, "params": {**call["params"], "_meta": {"pad": "x" * 65000}}})
+    over = json.dumps({**call, "id": 4, "params": {**call["params"], "_meta": {"pad": "x" * 70000}}})
+    assert len(at_limit) <= 65536 < len(over)
+    for line in [json.dumps(INIT), json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})]:
+        proc.stdin.write(line.encode() + b"\n")
+    proc.stdin.write(("x" * 5_000_000 + "\n").encode())  # no JSON at all, and 76 times the limit
+    for line in [over, at_limit, json.dumps(call)]:
+        proc.stdin.write(line.encode() + b"\n")
+    proc.stdin.flush()
+    replies = [json.loads(proc.stdout.readline()) for _ in range(5)]
+    proc.stdin.close()
+    assert proc.wait(10) == 0
+    dropped = [r for r in replies if r.get("id") is None]
+    assert [r["error"]["code"] for r in dropped] == [-32600, -32600]
+    assert all("size limit" in r["error"]["message"] for r in dropped)
+    answered = {r["id"]: r for r in replies if r.get("id") is not None}
+    assert answered[1]["result"]["serverInfo"]["name"] == "tandem"
+    assert answered[3]["result"]["content"][0]["text"] == "3"  # at the limit: served
+    assert answered[2]["result"]["content"][0]["text"] == "3"  # the line after them: served
+    assert 4 not in answered
+    assert b"dropped a line of" in proc.stderr.read()
+
+
+def _peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        lines = status.read().splitlines()
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak memory from /proc")
+def test_stdio_memory_stays_flat_under_an_endless_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """200 MB without a newline (what a runaway writer on the pipe sends): the server reads and drops it in pieces
+    and its peak memory grows by a few megabytes, not by the line."""
+    proc = _stdio_server(tmp_path)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(INIT).encode() + b"\n")
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline())["id"] == 1
+    before = _peak_rss_kb(proc.pid)
+    chunk = b"y" * (1 << 20)
+    for _ in range(200):
+        proc.stdin.write(chunk)
+    proc.stdin.write(b"\n" + json.dumps({"jsonrpc": "2.0", "id": 7, "method": "ping"}).encode() + b"\n")
+    proc.stdin.flush()
+    dropped = json.loads(proc.stdout.readline())
+    pong = json.loads(proc.stdout.readline())
+    grown_mb = (_peak_rss_kb(proc.pid) - before) / 1024
+    proc.stdin.close()
+    assert proc.wait(10) == 0
+    assert grown_mb < 32, grown_mb
+    assert dropped["error"]["code"] == -32600 and pong == {"jsonrpc": "2.0", "id": 7, "result": {}}
+
+
+CLAIM = """
+import os, stat, sys
+from tandem.transports.stdio import _claimed_stdin
+kind = lambda: "pipe" if stat.S_ISFIFO(os.fstat(0).st_mode) else "char" if stat.S_ISCHR(os.fstat(0).st_mode) else "?"
+before = kind()
+with _claimed_stdin() as stream:
+    inside, read_there = kind(), os.read(0, 100)  # fd 0: the null device
+    line = stream.readline()
+print(before, inside, repr(read_there), repr(line), kind())
+"""
+
+
+def test_stdio_points_fd_0_at_the_null_device_while_serving() -> None:
+    """What a tool or child process reads from stdin while the server reads the protocol: nothing; fd 0 is the
+    protocol's pipe again afterwards."""
+    done = subprocess.run(
+        [sys.executable, "-c", CLAIM], input=b"first line\nsecond\n", capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().split() == ["pipe", "char", "b''", "b'first", "line\\n'", "pipe"]
+
+
+def test_bounded_lines_cut_at_the_limit() -> None:
+    import io
+
+    from tandem.transports.stdio import BoundedLines
+
+    data = b"a" * 8 + b"\n" + b"b" * 9 + b"\n" + b"\xff\xfe ok\r\n" + b"c" * 30 + b"\n" + b"tail"
+    lines = BoundedLines(io.BytesIO(data), 8)
+    read = [lines.read_line() for _ in range(6)]
+    assert read[0] == "a" * 8 + "\n"
+    assert read[1] == read[3] == '"a message over the size limit (max_body_bytes) was dropped"'
+    assert read[2] == "\ufffd\ufffd ok\r\n"
+    assert read[4] == "tail"
+    assert read[5] is None

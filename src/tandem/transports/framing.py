@@ -18,8 +18,15 @@ def error_frame(request_id: str | int | None, code: int, message: str) -> Sessio
     )
 
 
+TOO_LARGE = "a message over the size limit (max_body_bytes) was dropped"
+"""What a stream transport's reader hands on, as a JSON string, in place of a message over the size limit."""
+
+
 def malformed_reply(exc: Exception, request_id: str | int | None = None) -> SessionMessage:
-    """The JSON-RPC error for a frame that failed to parse: -32700 for bad JSON, -32600 for a wrong shape."""
+    """The JSON-RPC error for a frame that failed to parse: -32700 for bad JSON, -32600 for a wrong shape or a
+    message dropped for its size."""
+    if isinstance(exc, ValidationError) and all(e.get("input") == TOO_LARGE for e in exc.errors()):
+        return error_frame(None, types.INVALID_REQUEST, f"Invalid Request: {TOO_LARGE}")
     invalid_json = not isinstance(exc, ValidationError) or any(e["type"] == "json_invalid" for e in exc.errors())
     if invalid_json:
         return error_frame(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
