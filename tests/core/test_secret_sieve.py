@@ -446,3 +446,24 @@ print(before[0], after[0] - before[0], after[1] - before[1], scan.count)
     parsed, parsed_later, long_later, scanned = map(int, done.stdout.split())
     assert parsed > 30 and scanned > 100
     assert (parsed_later, long_later) == (0, 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from([2.0, 3.0, 4.5, math.log2(7), math.log2(12), math.log2(16), 5.5]),
+    st.sampled_from(["hex", "base64"]),
+    st.data(),
+)
+def test_a_string_is_over_the_entropy_limit_exactly_when_the_plugin_says_so(limit: float, kind: str, data) -> None:  # type: ignore[no-untyped-def]
+    """The bounds checked first (log2 of the length, of the number of distinct characters) only ever rule out
+    strings the plugin's own entropy keeps under the limit, also where the limit is log2 of a whole number."""
+    from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString, HexHighEntropyString
+
+    from tandem.core.secret_engine import _over_limit
+
+    plugin = HexHighEntropyString(limit) if kind == "hex" else Base64HighEntropyString(limit)
+    alphabet = data.draw(st.lists(st.sampled_from(plugin.charset), min_size=1, max_size=30, unique=True))
+    value = data.draw(st.text(st.sampled_from(alphabet), min_size=1, max_size=64))
+    uniform = "".join(alphabet) * data.draw(st.integers(1, 3))  # n distinct characters, evenly: log2(n) bits
+    for text in (value, uniform):
+        assert _over_limit(plugin, text) == (plugin.calculate_shannon_entropy(text) > plugin.entropy_limit)

@@ -507,9 +507,13 @@ over log2(n), and so over a limit of exactly log2(n)."""
 
 
 def _over_limit(plugin: Any, value: str) -> bool:
-    """Whether a high-entropy plugin keeps ``value``; a string of n characters has at most log2(n) bits each."""
-    return math.log2(max(len(value), 1)) > plugin.entropy_limit - _ROUNDING and (
-        plugin.calculate_shannon_entropy(value) > plugin.entropy_limit
+    """Whether a high-entropy plugin keeps ``value``; a string of n distinct characters has at most log2(n) bits
+    each (so one of n characters too), which rules most strings out before the plugin's own sum over its charset."""
+    limit = plugin.entropy_limit - _ROUNDING
+    return (
+        math.log2(max(len(value), 1)) > limit
+        and math.log2(max(len(set(value)), 1)) > limit
+        and plugin.calculate_shannon_entropy(value) > plugin.entropy_limit
     )
 
 
