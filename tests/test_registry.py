@@ -235,6 +235,40 @@ async def test_before_and_after_hooks_of_another_toolset_see_every_call(tmp_path
     assert seen == [("echo", "hello", "hello")]
 
 
+async def test_an_after_hook_that_raises_tool_error_answers_the_call_with_it(tmp_path):
+    """A guard that finds, once the call has run, that it did what it must not (and has undone it) answers with its
+    error; the other after hooks still run, and an observer's own failure still leaves the result alone."""
+    served = Toolset("served")
+
+    @served.tool(read_only=True)
+    def echo(word: str) -> str:
+        return word
+
+    seen: list[str] = []
+    guard = Toolset("guard")
+
+    @guard.after("echo")
+    def undo_secret(tool, arguments, result, ctx):
+        if arguments.get("word") == "secret":
+            raise ToolError("echo undone: the word was secret")
+
+    @guard.after("echo")
+    def broken(tool, arguments, result, ctx):
+        raise RuntimeError("observer bug")
+
+    @guard.after("echo")
+    def record(tool, arguments, result, ctx):
+        seen.append(arguments["word"])
+
+    tandem = TandemServer(Registry([served, guard]), load_settings(tmp_path))
+    async with Client(tandem.server, mode="legacy") as client:
+        ok = await client.call_tool("echo", {"word": "hello"})
+        undone = await client.call_tool("echo", {"word": "secret"})
+    assert not ok.is_error and ok.content[0].text == "hello"
+    assert undone.is_error and "the word was secret" in undone.content[0].text
+    assert seen == ["hello", "secret"]
+
+
 async def test_a_star_hook_matches_the_tool_under_any_namespace(tmp_path):
     served = Toolset("served")
 

@@ -461,3 +461,55 @@ async def test_an_amend_is_checked_against_the_commit_before_head(tmp_path: Path
         assert (await call(client, "run_all_validations", skip=["lint", "tests"]))["ok"]
         message = await refused(client, "git_commit", message="chore: vendor again", amend=True)
     assert "vendor/x.py: changes a forbidden path (vendor/**)" in message
+
+
+def _hook_that_rewrites(root: Path) -> None:
+    """A pre-commit hook that changes app.py and stages it: the commit records a file the guard did not check (as
+    another writer changing it between the check and the commit would make it)."""
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nprintf '# reformatted by the hook\\n' >> app.py\ngit add app.py\n")
+    hook.chmod(0o755)
+
+
+async def test_a_commit_that_records_files_changed_after_the_check_is_undone(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _change(root, "b + a")
+    before = git(root, "rev-parse", "HEAD").strip()
+    _hook_that_rewrites(root)
+    async with _serve(root, git={"hooks": True}) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        message = await refused(client, "git_commit", message="refactor: swap", all=True)
+        status = await call(client, "sdlc_status")
+    assert message.startswith("commit undone (sdlc mode enforce)") and "app.py" in message
+    assert "another writer, or a hook" in message and "validate again" in message
+    assert git(root, "rev-parse", "HEAD").strip() == before  # the branch is back where it was
+    undone = git(root, "reflog", "-1", "--format=%gs").strip()
+    assert undone == "tandem sdlc: commit undone, it recorded files the guard did not check"
+    staged = git(root, "diff", "--cached", "--name-only").split()
+    assert staged == ["app.py"] and "reformatted by the hook" in (root / "app.py").read_text()  # nothing lost
+    assert status["commits"] == []
+
+
+async def test_warn_mode_keeps_such_a_commit_and_warns(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _change(root, "b + a")
+    _hook_that_rewrites(root)
+    async with _serve(root, "warn", git={"hooks": True}) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        committed = await call(client, "git_commit", message="refactor: swap", all=True)
+        status = await call(client, "sdlc_status")
+    assert git(root, "log", "-1", "--format=%s").strip() == "refactor: swap"
+    assert status["commits"] == [committed["commit"]["sha"]]
+    assert any("committed anyway (warn mode)" in w and "app.py" in w for w in status["warnings"])
+
+
+async def test_a_commit_of_exactly_what_was_checked_stands_with_hooks_on(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _change(root, "b + a")
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o755)
+    async with _serve(root, git={"hooks": True}) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        committed = await call(client, "git_commit", message="refactor: swap", all=True)
+    assert git(root, "rev-parse", "HEAD").strip() == committed["commit"]["sha"]

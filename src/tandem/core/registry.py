@@ -16,7 +16,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tandem.core.context import CallContext
-from tandem.core.errors import ConfigError, NotFound
+from tandem.core.errors import ConfigError, NotFound, ToolError
 from tandem.core.schema import Signature, signature_of
 from tandem.core.services import ServiceFactory
 
@@ -183,7 +183,9 @@ class Toolset:
 
     def after(self, *tool_names: str) -> Callable[[F], F]:
         """Run ``fn(tool, arguments, result, ctx)`` after every successful call of the named tools (to observe a
-        validation's outcome, say). A hook that fails is logged; the call's result stands."""
+        validation's outcome, say). A hook that raises ``ToolError`` makes that error the call's answer (a guard
+        that finds, once the call has run, that it did what it must not, and has undone it); any other failure is
+        logged and the call's result stands."""
 
         def register(fn: F) -> F:
             self.after_hooks.append((tool_names, fn))
@@ -457,13 +459,18 @@ class Registry:
             if inspect.isawaitable(outcome):
                 await outcome
         result = await tool.invoke(arguments, ctx)
+        refusal: ToolError | None = None
         for hook in _hooks(self.after_hooks, tool.name):
             try:
                 outcome = hook(tool, arguments or {}, result, ctx)
                 if inspect.isawaitable(outcome):
                     await outcome
+            except ToolError as exc:
+                refusal = refusal or exc
             except Exception:
                 logger.exception("after-hook %s of tool %s failed", getattr(hook, "__qualname__", hook), tool.name)
+        if refusal is not None:
+            raise refusal
         return result
 
     def tool(self, name: str) -> Tool:

@@ -8,6 +8,7 @@ import contextlib
 import re
 import shlex
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -601,20 +602,31 @@ async def _consulted(tool: Tool, arguments: dict[str, Any], result: Any, ctx: Ca
             loop.record("consult", evidence, tool.name)
 
 
-async def _unvalidated(ctx: CallContext, loop: Loop, repository: Repository, all_tracked: bool) -> str | None:
-    """Why the commit would record a tree no passing validation checked; ``None`` when one did."""
+async def _unvalidated(
+    ctx: CallContext, loop: Loop, repository: Repository, all_tracked: bool
+) -> tuple[str | None, str | None]:
+    """Why the commit would record a tree no passing validation checked (``None`` when one did), and the id of the
+    tree it would record, once known."""
     v = loop.validation
     if v is None:
-        return "nothing was validated in this session"
+        return "nothing was validated in this session", None
     if not v.ok:
-        return f"the last validation ({v.tool}) failed"
+        return f"the last validation ({v.tool}) failed", None
     if not v.counts:
-        return f"the last validation ({v.tool}) does not count: {v.why_not}"
+        return f"the last validation ({v.tool}) does not count: {v.why_not}", None
     key = ctx.display(repository.root) or "."
     validated = v.trees.get(key)
     if validated is None:
-        return f"the last validation ({v.tool}) did not see the repository at {key!r}"
+        return f"the last validation ({v.tool}) did not see the repository at {key!r}", None
     committed = await commit_tree(repository, all_tracked)
+    return await _not_validated(ctx, v.tool, repository, committed, validated), committed
+
+
+async def _not_validated(
+    ctx: CallContext, tool: str, repository: Repository, committed: str, validated: str
+) -> str | None:
+    """Why recording tree ``committed`` records something the validation of tree ``validated`` did not check;
+    ``None`` when nothing."""
     if committed == validated:
         return None
     data = _repository_prefix_of(repository, ctx.settings.data_path)
@@ -637,7 +649,7 @@ async def _unvalidated(ctx: CallContext, loop: Loop, repository: Repository, all
     if not left:
         return None
     shown = ", ".join(f"{path} ({'not validated' if status != 'A' else 'left out'})" for status, path in left[:10])
-    return f"the commit would record a tree the last passing validation ({v.tool}) did not check: {shown}" + (
+    return f"the commit would record a tree the last passing validation ({tool}) did not check: {shown}" + (
         f" and {len(left) - 10} more" if len(left) > 10 else ""
     )
 
@@ -651,7 +663,9 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
     try:
         repository = await _repository(ctx, str(arguments.get("repo") or "."))
         all_tracked = bool(arguments.get("all"))
-        why = await _unvalidated(ctx, sdlc.loops.load(_session(ctx)), repository, all_tracked)
+        why, tree = await _unvalidated(ctx, sdlc.loops.load(_session(ctx)), repository, all_tracked)
+        if why is None and tree is not None:
+            _approve(ctx, _Approved(repository, await _head(repository), tree))
         if why is not None:
             problems.append(
                 f"{why}; run run_all_validations (coder.run_all_validations through the orchestrator) and commit "
@@ -761,6 +775,84 @@ async def _before_commit(tool: Tool, arguments: dict[str, Any], ctx: CallContext
     await _guard_commit(tool.name, arguments, ctx)
 
 
+@dataclass(frozen=True)
+class _Approved:
+    """What the guard let a commit through for: the tree it would record, and where HEAD was."""
+
+    repository: Repository
+    head: str | None
+    tree: str
+
+
+_approved: dict[int, tuple[weakref.ref[CallContext], _Approved]] = {}
+"""The guard's approval of each commit call under way, by its call context (its id, and the context itself weakly:
+a call that failed leaves an entry that goes once its context is gone), for the check after it."""
+
+
+def _approve(ctx: CallContext, approved: _Approved) -> None:
+    for key in [key for key, (held, _) in _approved.items() if held() is None]:
+        _approved.pop(key, None)
+    _approved[id(ctx)] = (weakref.ref(ctx), approved)
+
+
+def _approval(ctx: CallContext) -> _Approved | None:
+    held, approved = _approved.pop(id(ctx), (None, None))
+    return approved if held is not None and held() is ctx else None
+
+
+async def _head(repository: Repository) -> str | None:
+    """The commit HEAD names; ``None`` on a branch with no commit yet."""
+    found = await repository.run(["rev-parse", "--verify", "-q", "HEAD"], read_only=True, check=False)
+    return found.stdout.strip() or None
+
+
+async def _check_recorded(tool_name: str, approved: _Approved, ctx: CallContext) -> None:
+    """After a commit the guard let through: whether it recorded the tree the guard checked. Files can change
+    between the check and the commit (another writer, a hook that reformats and stages): a commit whose tree is
+    not the one checked is undone in enforce mode (HEAD moved back to where it was, only if it still names that
+    commit; its changes stay staged, the commit in the reflog) and the call answers why; warn mode warns."""
+    repository = approved.repository
+    head = await _head(repository)
+    if head is None or head == approved.head:
+        return
+    found = await repository.run(["rev-parse", "--verify", "-q", f"{head}^{{tree}}"], read_only=True, check=False)
+    recorded = found.stdout.strip()
+    if recorded == approved.tree:
+        return
+    data = _repository_prefix_of(repository, ctx.settings.data_path)
+    changed = [
+        path
+        for _status, path in await tree_difference(repository, recorded, approved.tree)
+        if data is None or not path.startswith(data)  # Tandem's own data is left out of every check
+    ]
+    if not changed:
+        return
+    sdlc = _sdlc(ctx)
+    shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+    text = (
+        f"{tool_name}: the commit {head[:12]} recorded {shown} other than the guard checked them (they changed "
+        "between the check and the commit: another writer, or a hook)"
+    )
+    if sdlc.mode() != "enforce":
+        async with sdlc.editing(ctx) as editing:
+            editing.warn(f"committed anyway (warn mode): {text}"[:1000])
+        await ctx.log("warning", f"sdlc: {text}", "tandem.sdlc")
+        return
+    # The branch moves back only if it still names this commit (no one committed since).
+    if approved.head is None:
+        undo = ["update-ref", "-d", "HEAD", head]  # back to a branch with no commit
+    else:
+        reason = "tandem sdlc: commit undone, it recorded files the guard did not check"
+        undo = ["update-ref", "-m", reason, "HEAD", approved.head, head]
+    undone = await repository.run(undo, check=False)
+    if not undone.ok:
+        raise ToolError(f"commit recorded unchecked (sdlc mode enforce), and could not be undone: {text}")
+    raise ToolError(
+        f"commit undone (sdlc mode enforce): {text}. Its changes are staged and the commit is in the reflog; "
+        "validate again and commit when it passes"
+    )
+
+
 async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
     if _is_error(result):
         return
@@ -774,4 +866,7 @@ async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
 
 @toolset.after(*COMMITS)
 async def _committed(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
+    approved = _approval(ctx)
+    if approved is not None and not _is_error(result):
+        await _check_recorded(tool.name, approved, ctx)
     await _record_commit(tool.name, result, ctx)
