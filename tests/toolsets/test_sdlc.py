@@ -513,3 +513,79 @@ async def test_a_commit_of_exactly_what_was_checked_stands_with_hooks_on(tmp_pat
         assert (await call(client, "run_all_validations"))["ok"]
         committed = await call(client, "git_commit", message="refactor: swap", all=True)
     assert git(root, "rev-parse", "HEAD").strip() == committed["commit"]["sha"]
+
+
+def _hooks(root: Path, **scripts: str) -> None:
+    for name, body in scripts.items():
+        hook = root / ".git" / "hooks" / name
+        hook.write_text(f"#!/bin/sh\n{body}\n")
+        hook.chmod(0o755)
+
+
+REWRITE = "printf '# reformatted by the hook\\n' >> app.py && git add app.py"
+
+
+async def test_an_unchecked_commit_is_undone_on_a_detached_head_and_after_an_amend(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    git(root, "checkout", "-q", "--detach")
+    before = git(root, "rev-parse", "HEAD").strip()
+    _change(root, "b + a")
+    _hooks(root, **{"pre-commit": REWRITE})
+    async with _serve(root, git={"hooks": True}) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        detached = await refused(client, "git_commit", message="refactor: swap", all=True)
+        assert git(root, "rev-parse", "HEAD").strip() == before  # HEAD itself moved back
+        git(root, "checkout", "-q", "main")
+        git(root, "reset", "-q", "--hard", before)
+        _change(root, "b + a")
+        assert (await call(client, "run_all_validations"))["ok"]
+        amended = await refused(client, "git_commit", message="feat: start, amended", all=True, amend=True)
+    assert detached.startswith("commit undone") and amended.startswith("commit undone")
+    assert git(root, "rev-parse", "main").strip() == before  # the amended commit is gone, the one it replaced back
+    assert git(root, "log", "-1", "--format=%s", "main").strip() == "feat: start"
+
+
+async def test_an_unchecked_commit_is_not_undone_where_that_could_lose_or_misplace_work(tmp_path: Path) -> None:
+    """A post-commit hook stands for another writer: one that switches to another branch, one that commits on top.
+    Neither branch is moved; the call says the commit stands, and the loop records it."""
+    root = _project(tmp_path)
+    git(root, "branch", "other")
+    other = git(root, "rev-parse", "other").strip()
+    _change(root, "b + a")
+    _hooks(root, **{"pre-commit": REWRITE, "post-commit": "git checkout -q other"})
+    async with _serve(root, git={"hooks": True}) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        switched = await refused(client, "git_commit", message="refactor: swap", all=True)
+    assert "was not undone" in switched and "app.py" in switched
+    assert git(root, "rev-parse", "other").strip() == other  # an unrelated branch is never reset
+    assert git(root, "log", "-1", "--format=%s", "main").strip() == "refactor: swap"
+
+    git(root, "checkout", "-q", "main")
+    _change(root, "a + b")
+    _hooks(
+        root, **{"post-commit": "test -e .on-top || { touch .on-top; git add .on-top; git commit -qm 'other writer'; }"}
+    )
+    async with _serve(root, git={"hooks": True}) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        on_top = await refused(client, "git_commit", message="refactor: back", all=True)
+        status = await call(client, "sdlc_status")
+    assert "was not undone" in on_top
+    assert git(root, "log", "-2", "--format=%s").split("\n")[:2] == ["other writer", "refactor: back"]
+    assert len(status["commits"]) == 2  # both calls' commits stand, and the loop knows them
+
+
+async def test_a_first_commit_that_recorded_unchecked_files_stands_and_says_so(tmp_path: Path) -> None:
+    root = tmp_path
+    (root / "app.py").write_text('"""An app."""\n')
+    (root / "test_app.py").write_text("def test_nothing():\n    pass\n")
+    (root / ".gitignore").write_text(".tandem/\n__pycache__/\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    git(root, "add", "-A")
+    _hooks(root, **{"pre-commit": REWRITE})
+    async with _serve(root, git={"hooks": True}) as client:
+        assert (await call(client, "run_all_validations"))["ok"]
+        message = await refused(client, "git_commit", message="feat: first")
+    assert "was not undone (it is the branch's first commit)" in message
+    assert git(root, "log", "-1", "--format=%s").strip() == "feat: first"

@@ -665,7 +665,7 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
         all_tracked = bool(arguments.get("all"))
         why, tree = await _unvalidated(ctx, sdlc.loops.load(_session(ctx)), repository, all_tracked)
         if why is None and tree is not None:
-            _approve(ctx, _Approved(repository, await _head(repository), tree))
+            _approve(ctx, await _approving(repository, tree, bool(arguments.get("amend"))))
         if why is not None:
             problems.append(
                 f"{why}; run run_all_validations (coder.run_all_validations through the orchestrator) and commit "
@@ -777,11 +777,15 @@ async def _before_commit(tool: Tool, arguments: dict[str, Any], ctx: CallContext
 
 @dataclass(frozen=True)
 class _Approved:
-    """What the guard let a commit through for: the tree it would record, and where HEAD was."""
+    """What the guard let a commit through for: the tree it would record, and where the branch was."""
 
     repository: Repository
+    ref: str | None
+    """The branch HEAD named (``refs/heads/...``); ``None`` when HEAD was detached."""
     head: str | None
+    """The commit HEAD named; ``None`` on a branch with no commit yet."""
     tree: str
+    amend: bool
 
 
 _approved: dict[int, tuple[weakref.ref[CallContext], _Approved]] = {}
@@ -800,25 +804,30 @@ def _approval(ctx: CallContext) -> _Approved | None:
     return approved if held is not None and held() is ctx else None
 
 
-async def _head(repository: Repository) -> str | None:
-    """The commit HEAD names; ``None`` on a branch with no commit yet."""
-    found = await repository.run(["rev-parse", "--verify", "-q", "HEAD"], read_only=True, check=False)
+async def _commit_id(repository: Repository, name: str) -> str | None:
+    """The commit ``name`` names; ``None`` when it names none (a branch with no commit, a root's parent)."""
+    found = await repository.run(["rev-parse", "--verify", "-q", f"{name}^{{commit}}"], read_only=True, check=False)
     return found.stdout.strip() or None
 
 
-async def _check_recorded(tool_name: str, approved: _Approved, ctx: CallContext) -> None:
-    """After a commit the guard let through: whether it recorded the tree the guard checked. Files can change
-    between the check and the commit (another writer, a hook that reformats and stages): a commit whose tree is
-    not the one checked is undone in enforce mode (HEAD moved back to where it was, only if it still names that
-    commit; its changes stay staged, the commit in the reflog) and the call answers why; warn mode warns."""
+async def _approving(repository: Repository, tree: str, amend: bool) -> _Approved:
+    branch = await repository.run(["symbolic-ref", "-q", "HEAD"], read_only=True, check=False)
+    return _Approved(repository, branch.stdout.strip() or None, await _commit_id(repository, "HEAD"), tree, amend)
+
+
+async def _check_recorded(tool_name: str, approved: _Approved, sha: str, ctx: CallContext) -> bool:
+    """After commit ``sha`` the guard let through: whether it recorded the tree the guard checked. Files can change
+    between the check and the commit (another writer, a hook that reformats and stages). In enforce mode a commit
+    that recorded other content is undone: the branch it was made on moves back to where it was, only if it still
+    names this very commit and the commit sits where it was made (its parent the commit the guard saw, or that
+    one's parent for an amend); its changes stay staged and the commit in the reflog, and the call answers with
+    the files. Anything else (a first commit, a branch moved since) is answered without touching a ref. Warn mode
+    warns. Returns whether the commit was undone."""
     repository = approved.repository
-    head = await _head(repository)
-    if head is None or head == approved.head:
-        return
-    found = await repository.run(["rev-parse", "--verify", "-q", f"{head}^{{tree}}"], read_only=True, check=False)
+    found = await repository.run(["rev-parse", "--verify", "-q", f"{sha}^{{tree}}"], read_only=True, check=False)
     recorded = found.stdout.strip()
-    if recorded == approved.tree:
-        return
+    if not recorded or recorded == approved.tree:
+        return False
     data = _repository_prefix_of(repository, ctx.settings.data_path)
     changed = [
         path
@@ -826,31 +835,52 @@ async def _check_recorded(tool_name: str, approved: _Approved, ctx: CallContext)
         if data is None or not path.startswith(data)  # Tandem's own data is left out of every check
     ]
     if not changed:
-        return
+        return False
     sdlc = _sdlc(ctx)
     shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
     text = (
-        f"{tool_name}: the commit {head[:12]} recorded {shown} other than the guard checked them (they changed "
+        f"{tool_name}: the commit {sha[:12]} recorded {shown} other than the guard checked them (they changed "
         "between the check and the commit: another writer, or a hook)"
     )
     if sdlc.mode() != "enforce":
         async with sdlc.editing(ctx) as editing:
             editing.warn(f"committed anyway (warn mode): {text}"[:1000])
         await ctx.log("warning", f"sdlc: {text}", "tandem.sdlc")
-        return
-    # The branch moves back only if it still names this commit (no one committed since).
-    if approved.head is None:
-        undo = ["update-ref", "-d", "HEAD", head]  # back to a branch with no commit
-    else:
+        return False
+    why_not = await _why_not_undone(approved, sha)
+    if why_not is None:
         reason = "tandem sdlc: commit undone, it recorded files the guard did not check"
-        undo = ["update-ref", "-m", reason, "HEAD", approved.head, head]
-    undone = await repository.run(undo, check=False)
-    if not undone.ok:
-        raise ToolError(f"commit recorded unchecked (sdlc mode enforce), and could not be undone: {text}")
-    raise ToolError(
-        f"commit undone (sdlc mode enforce): {text}. Its changes are staged and the commit is in the reflog; "
-        "validate again and commit when it passes"
+        ref = ["--no-deref", "HEAD"] if approved.ref is None else [approved.ref]  # detached: HEAD itself
+        undo = ["update-ref", "-m", reason, *ref, str(approved.head), sha]  # only if it still names the commit
+        undone = await repository.run(undo, check=False)
+        if undone.ok:
+            raise ToolError(
+                f"commit undone (sdlc mode enforce): {text}. Its changes are staged and the commit is in the "
+                "reflog; validate again and commit when it passes"
+            )
+        why_not = (undone.stderr or undone.stdout).strip()[:300] or "git update-ref failed"
+    raise _NotUndone(
+        f"commit recorded files the guard did not check (sdlc mode enforce), and it was not undone ({why_not}): "
+        f"{text}. Undo it yourself if it must not stand"
     )
+
+
+class _NotUndone(ToolError):
+    """A commit that recorded unchecked files and stands: the call fails, and the loop records the commit."""
+
+
+async def _why_not_undone(approved: _Approved, sha: str) -> str | None:
+    """Why undoing commit ``sha`` could lose someone else's work or misplace a branch; ``None`` when it cannot."""
+    if approved.head is None:
+        return "it is the branch's first commit"
+    repository = approved.repository
+    expected = await _commit_id(repository, f"{approved.head}^") if approved.amend else approved.head
+    if await _commit_id(repository, f"{sha}^") != expected:
+        return "the commit is not where it was made: something committed or moved the branch meanwhile"
+    named = await _commit_id(repository, approved.ref or "HEAD")
+    if named != sha:
+        return f"{approved.ref or 'HEAD'} no longer names it"
+    return None
 
 
 async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
@@ -867,6 +897,12 @@ async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
 @toolset.after(*COMMITS)
 async def _committed(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
     approved = _approval(ctx)
-    if approved is not None and not _is_error(result):
-        await _check_recorded(tool.name, approved, ctx)
+    commit = (_structured(result) or {}).get("commit")
+    sha = commit.get("sha") if isinstance(commit, dict) else None
+    if approved is not None and isinstance(sha, str) and sha and not _is_error(result):
+        try:
+            await _check_recorded(tool.name, approved, sha, ctx)
+        except _NotUndone:
+            await _record_commit(tool.name, result, ctx)  # it stands
+            raise
     await _record_commit(tool.name, result, ctx)
