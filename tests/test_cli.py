@@ -110,6 +110,15 @@ def test_pack_leaves_no_worker_process_behind(tmp_path: Path) -> None:
     assert not left, f"worker processes left behind: {left}"
 
 
+def test_pack_writes_to_a_pipe(tmp_path: Path) -> None:
+    """``-o /dev/stdout`` into a pipe (as ``tandem pack -o /dev/stdout | less`` does): the pack, then the summary."""
+    (tmp_path / "a.py").write_text("VALUE = 1\n")
+    done = tandem("pack", "-o", "/dev/stdout", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("This is a packed representation of 1 files")
+    assert '<file path="a.py">\nVALUE = 1\n</file>' in done.stdout and "written: /dev/stdout" in done.stdout
+
+
 def test_pack_writes_the_pack_and_its_parts(tmp_path: Path) -> None:
     from tests.exact_tokens import tiktoken_count
 

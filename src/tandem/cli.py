@@ -568,7 +568,9 @@ def pack(
             where.write_bytes(text.encode("utf-8"))
     else:
         outputs = [(target, "")]
-        shutil.copyfile(stored.text_path, target)
+        # Copied as stored (no decode and encode again); to a pipe too (-o /dev/stdout).
+        with stored.text_path.open("rb") as packed, target.open("wb") as written:
+            shutil.copyfileobj(packed, written, 1 << 20)
     typer.echo(result.content[0].text)
     typer.echo(f"written: {', '.join(str(where) for where, _ in outputs)}")
     _finish_fast.append(True)

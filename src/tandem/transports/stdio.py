@@ -73,13 +73,19 @@ class BoundedLines:
 @contextlib.contextmanager
 def _claimed_stdin() -> Iterator[BinaryIO | None]:
     """The protocol's input on a descriptor of Tandem's own, with fd 0 pointed at the null device meanwhile;
-    ``None`` where stdin cannot be claimed so (Windows, or no fd 0 behind ``sys.stdin``): the SDK reads it then.
-    The private descriptor is never closed: a reader thread may still be blocked on it after the server stops."""
+    ``None`` where stdin cannot be claimed so (Windows, or no fd 0 behind ``sys.stdin``): the SDK reads it then,
+    lines of any length. The private descriptor is never closed (one per stdio server, which a process runs once):
+    a reader thread may still be blocked on it after the server stops, and what it had read ahead is not given
+    back to fd 0."""
     if sys.platform == "win32" or not _backed_by_fd_0():
         yield None
         return
+    import fcntl
+
     try:
-        private = os.dup(0)  # not inheritable: no child process gets the protocol's pipe
+        # Above 2 (were fd 1 or 2 closed, os.dup could return one of them) and close-on-exec: no child process
+        # gets the protocol's pipe.
+        private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
         null = os.open(os.devnull, os.O_RDONLY)
     except OSError:
         yield None
