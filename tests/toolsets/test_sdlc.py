@@ -17,8 +17,9 @@ TOOLSETS = ["sdlc", "git", "code"]
 CODE = {"test_command": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]}
 
 
-def _project(root: Path) -> Path:
-    """A small clean Python project in a git repository with one commit."""
+def _project(root: Path, commit: bool = True) -> Path:
+    """A small clean Python project in a git repository with one commit (or, without ``commit``, all staged on a
+    branch with no commit yet)."""
     (root / "app.py").write_text('"""An app."""\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n')
     (root / "test_app.py").write_text("from app import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
     (root / ".gitignore").write_text(".tandem/\n__pycache__/\n")
@@ -26,7 +27,8 @@ def _project(root: Path) -> Path:
     git(root, "config", "user.email", "dev@example.com")
     git(root, "config", "user.name", "Dev")
     git(root, "add", "-A")
-    git(root, "commit", "-qm", "feat: start")
+    if commit:
+        git(root, "commit", "-qm", "feat: start")
     return root
 
 
@@ -575,14 +577,7 @@ async def test_an_unchecked_commit_is_not_undone_where_that_could_lose_or_mispla
 
 
 async def test_a_first_commit_that_recorded_unchecked_files_stands_and_says_so(tmp_path: Path) -> None:
-    root = tmp_path
-    (root / "app.py").write_text('"""An app."""\n')
-    (root / "test_app.py").write_text("def test_nothing():\n    pass\n")
-    (root / ".gitignore").write_text(".tandem/\n__pycache__/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "dev@example.com")
-    git(root, "config", "user.name", "Dev")
-    git(root, "add", "-A")
+    root = _project(tmp_path, commit=False)
     _hooks(root, **{"pre-commit": REWRITE})
     async with _serve(root, git={"hooks": True}) as client:
         assert (await call(client, "run_all_validations"))["ok"]
