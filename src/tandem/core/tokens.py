@@ -62,12 +62,26 @@ class VocabularyError(RuntimeError):
     """The bundled vocabulary file is missing or is not the one tiktoken expects."""
 
 
-def _bundled(url: str) -> Path:
+@functools.cache
+def _bpe_openai() -> Path | None:
+    """The directory of the installed ``bpe_openai`` package (found, not imported); ``None`` if there is none."""
     spec = importlib.util.find_spec("bpe_openai")
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _checked(name: str) -> None:
+    if name not in ENCODINGS:
+        raise ValueError(f"unknown encoding {name!r}; choose one of {', '.join(ENCODINGS)}")
+
+
+def _bundled(url: str) -> Path:
+    package = _bpe_openai()
+    if package is None:
         raise VocabularyError("the bpe-openai package (which ships tiktoken's vocabulary files) is not installed")
     stem = url.rsplit("/", 1)[-1]
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"{stem}.gz"
+    path = package / "data" / f"{stem}.gz"
     if not path.is_file():
         raise VocabularyError(f"bpe-openai ships no {stem}")
     return path
@@ -128,8 +142,7 @@ def encoding(name: EncodingName = DEFAULT_ENCODING) -> tiktoken.Encoding:
     """The tiktoken encoding ``name``, built from the bundled vocabulary once per process: what the counts agree
     with, and what counts where bpe-openai's tokenizer cannot be loaded. A second thread asking while the first
     builds it waits for that one instead of building another (0.15 s of CPU and 80 MB)."""
-    if name not in ENCODINGS:
-        raise ValueError(f"unknown encoding {name!r}; choose one of {', '.join(ENCODINGS)}")
+    _checked(name)
     with _constructing:
         built = _built.get(name)
         if built is None:
@@ -160,10 +173,9 @@ def _rust_tokenizers() -> Any | None:
     loaded = sys.modules.get(_BINDINGS)
     if loaded is not None:
         return loaded
-    spec = importlib.util.find_spec("bpe_openai")
-    if spec is None or not spec.submodule_search_locations:
+    package = _bpe_openai()
+    if package is None:
         return None
-    package = Path(next(iter(spec.submodule_search_locations)))
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         path = package / f"_bindings{suffix}"
         if not path.is_file():
@@ -188,10 +200,10 @@ def counting_engine() -> str:
     loaded (part of the key under which counts are kept between processes)."""
     if _rust_tokenizers() is None:
         return f"tiktoken-{tiktoken.__version__}"
-    spec = importlib.util.find_spec("bpe_openai")
-    assert spec is not None and spec.submodule_search_locations  # found by _rust_tokenizers
-    site = Path(next(iter(spec.submodule_search_locations))).parent
-    versions = [path.name.removesuffix(".dist-info").partition("-")[2] for path in site.glob("bpe_openai-*.dist-info")]
+    package = _bpe_openai()
+    assert package is not None  # found by _rust_tokenizers
+    installed = package.parent.glob("bpe_openai-*.dist-info")
+    versions = [path.name.removesuffix(".dist-info").partition("-")[2] for path in installed]
     return f"bpe-openai-{versions[0] if len(versions) == 1 else 'unknown'}"
 
 
@@ -203,8 +215,7 @@ _counting_here: set[EncodingName] = set()
 def counter(name: EncodingName = DEFAULT_ENCODING) -> Callable[[str], int]:
     """A function giving the number of tokens of a text in encoding ``name``: bpe-openai's tokenizer (ready in
     0.05 s, 70 MB), else tiktoken's encoder (``encoding``). Special-token text counts as the plain text it is."""
-    if name not in ENCODINGS:
-        raise ValueError(f"unknown encoding {name!r}; choose one of {', '.join(ENCODINGS)}")
+    _checked(name)
     module = _rust_tokenizers()
     _counting_here.add(name)
     if module is None:
@@ -337,8 +348,7 @@ def count_many(texts: Sequence[str], encoding_name: EncodingName = DEFAULT_ENCOD
     """``count_tokens`` of each text: remembered whole, kept between processes, or counted block by block.
     ``keep=False`` keeps new counts out of the result cache (a file's every line, counted to split it, would push
     out what later packs look for)."""
-    if encoding_name not in ENCODINGS:
-        raise ValueError(f"unknown encoding {encoding_name!r}; choose one of {', '.join(ENCODINGS)}")
+    _checked(encoding_name)
     known = _texts[encoding_name]
     keyed = {i: _digest(text) for i, text in enumerate(texts) if text}
     counts: dict[int, int] = {i: 0 for i, text in enumerate(texts) if not text}
