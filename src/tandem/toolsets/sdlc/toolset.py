@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 import shlex
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -622,6 +622,16 @@ async def _unvalidated(
     return await _not_validated(ctx, v.tool, repository, committed, validated), committed
 
 
+async def _differences(ctx: CallContext, repository: Repository, one: str, other: str) -> list[tuple[str, str]]:
+    """``tree_difference`` of the two trees, Tandem's own data directory left out (as of every snapshot)."""
+    data = _repository_prefix_of(repository, ctx.settings.data_path)
+    return [
+        (status, path)
+        for status, path in await tree_difference(repository, one, other)
+        if data is None or not path.startswith(data)
+    ]
+
+
 async def _not_validated(
     ctx: CallContext, tool: str, repository: Repository, committed: str, validated: str
 ) -> str | None:
@@ -629,12 +639,7 @@ async def _not_validated(
     ``None`` when nothing."""
     if committed == validated:
         return None
-    data = _repository_prefix_of(repository, ctx.settings.data_path)
-    differences = [
-        (status, path)
-        for status, path in await tree_difference(repository, committed, validated)
-        if data is None or not path.startswith(data)  # Tandem's own data is left out of every snapshot
-    ]
+    differences = await _differences(ctx, repository, committed, validated)
     if not differences:
         return None
     # Untracked files the commit leaves out were there when it validated, and are not part of what it records.
@@ -665,7 +670,7 @@ async def _guard_commit(tool_name: str, arguments: dict[str, Any], ctx: CallCont
         all_tracked = bool(arguments.get("all"))
         why, tree = await _unvalidated(ctx, sdlc.loops.load(_session(ctx)), repository, all_tracked)
         if why is None and tree is not None:
-            _approve(ctx, await _approving(repository, tree, bool(arguments.get("amend"))))
+            _approved.set(await _approving(repository, tree, bool(arguments.get("amend"))))
         if why is not None:
             problems.append(
                 f"{why}; run run_all_validations (coder.run_all_validations through the orchestrator) and commit "
@@ -772,6 +777,7 @@ async def _before_command(tool: Tool, arguments: dict[str, Any], ctx: CallContex
 
 @toolset.before(*COMMITS)
 async def _before_commit(tool: Tool, arguments: dict[str, Any], ctx: CallContext) -> None:
+    _approved.set(None)  # none from an earlier call of this task whose after hooks never ran
     await _guard_commit(tool.name, arguments, ctx)
 
 
@@ -788,20 +794,9 @@ class _Approved:
     amend: bool
 
 
-_approved: dict[int, tuple[weakref.ref[CallContext], _Approved]] = {}
-"""The guard's approval of each commit call under way, by its call context (its id, and the context itself weakly:
-a call that failed leaves an entry that goes once its context is gone), for the check after it."""
-
-
-def _approve(ctx: CallContext, approved: _Approved) -> None:
-    for key in [key for key, (held, _) in _approved.items() if held() is None]:
-        _approved.pop(key, None)
-    _approved[id(ctx)] = (weakref.ref(ctx), approved)
-
-
-def _approval(ctx: CallContext) -> _Approved | None:
-    held, approved = _approved.pop(id(ctx), (None, None))
-    return approved if held is not None and held() is ctx else None
+_approved: contextvars.ContextVar[_Approved | None] = contextvars.ContextVar("tandem_sdlc_approved", default=None)
+"""The guard's approval of the commit call under way, for the check after it: ``Registry.invoke`` runs a call's
+before hooks, the tool and its after hooks in one context, and the before hook sets this for every commit call."""
 
 
 async def _commit_id(repository: Repository, name: str) -> str | None:
@@ -815,27 +810,22 @@ async def _approving(repository: Repository, tree: str, amend: bool) -> _Approve
     return _Approved(repository, branch.stdout.strip() or None, await _commit_id(repository, "HEAD"), tree, amend)
 
 
-async def _check_recorded(tool_name: str, approved: _Approved, sha: str, ctx: CallContext) -> bool:
+async def _check_recorded(tool_name: str, approved: _Approved, sha: str, ctx: CallContext) -> None:
     """After commit ``sha`` the guard let through: whether it recorded the tree the guard checked. Files can change
     between the check and the commit (another writer, a hook that reformats and stages). In enforce mode a commit
     that recorded other content is undone: the branch it was made on moves back to where it was, only if it still
     names this very commit and the commit sits where it was made (its parent the commit the guard saw, or that
     one's parent for an amend); its changes stay staged and the commit in the reflog, and the call answers with
     the files. Anything else (a first commit, a branch moved since) is answered without touching a ref. Warn mode
-    warns. Returns whether the commit was undone."""
+    warns."""
     repository = approved.repository
     found = await repository.run(["rev-parse", "--verify", "-q", f"{sha}^{{tree}}"], read_only=True, check=False)
     recorded = found.stdout.strip()
     if not recorded or recorded == approved.tree:
-        return False
-    data = _repository_prefix_of(repository, ctx.settings.data_path)
-    changed = [
-        path
-        for _status, path in await tree_difference(repository, recorded, approved.tree)
-        if data is None or not path.startswith(data)  # Tandem's own data is left out of every check
-    ]
+        return
+    changed = [path for _status, path in await _differences(ctx, repository, recorded, approved.tree)]
     if not changed:
-        return False
+        return
     sdlc = _sdlc(ctx)
     shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
     text = (
@@ -846,7 +836,7 @@ async def _check_recorded(tool_name: str, approved: _Approved, sha: str, ctx: Ca
         async with sdlc.editing(ctx) as editing:
             editing.warn(f"committed anyway (warn mode): {text}"[:1000])
         await ctx.log("warning", f"sdlc: {text}", "tandem.sdlc")
-        return False
+        return
     why_not = await _why_not_undone(approved, sha)
     if why_not is None:
         reason = "tandem sdlc: commit undone, it recorded files the guard did not check"
@@ -896,7 +886,8 @@ async def _record_commit(tool_name: str, result: Any, ctx: CallContext) -> None:
 
 @toolset.after(*COMMITS)
 async def _committed(tool: Tool, arguments: dict[str, Any], result: Any, ctx: CallContext) -> None:
-    approved = _approval(ctx)
+    approved = _approved.get()
+    _approved.set(None)
     commit = (_structured(result) or {}).get("commit")
     sha = commit.get("sha") if isinstance(commit, dict) else None
     if approved is not None and isinstance(sha, str) and sha and not _is_error(result):
