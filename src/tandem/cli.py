@@ -558,21 +558,18 @@ def pack(
     target = output or Path(f"tandem-pack{_PACK_SUFFIX.get(style, '.txt')}")
     stored = PackStore(settings.data_path / "packs").get(stats["pack_id"])
     # Written byte for byte as counted (no newline translated); a split pack's parts each exactly its lines.
+    written = [target]
     if parts := stats.get("parts"):
         lines = stored.lines()
-        outputs = [
-            (target.with_name(f"{target.stem}-{n}{target.suffix}"), "".join(f"{line}\n" for line in lines[a - 1 : b]))
-            for n, (a, b) in enumerate(((p["start_line"], p["end_line"]) for p in parts), 1)
-        ]
-        for where, text in outputs:
-            where.write_bytes(text.encode("utf-8"))
-    else:
-        outputs = [(target, "")]
-        # Copied as stored (no decode and encode again); to a pipe too (-o /dev/stdout).
-        with stored.text_path.open("rb") as packed, target.open("wb") as written:
-            shutil.copyfileobj(packed, written, 1 << 20)
+        written = [target.with_name(f"{target.stem}-{n}{target.suffix}") for n in range(1, len(parts) + 1)]
+        for where, part in zip(written, parts, strict=True):
+            chosen = lines[part["start_line"] - 1 : part["end_line"]]
+            where.write_bytes("".join(f"{line}\n" for line in chosen).encode())
+    else:  # copied as stored (no decode and encode again); to a pipe too (-o /dev/stdout)
+        with stored.text_path.open("rb") as packed, target.open("wb") as out:
+            shutil.copyfileobj(packed, out, 1 << 20)
     typer.echo(result.content[0].text)
-    typer.echo(f"written: {', '.join(str(where) for where, _ in outputs)}")
+    typer.echo(f"written: {', '.join(map(str, written))}")
     _finish_fast.append(True)
 
 
