@@ -2,8 +2,8 @@
 
 ``tandem pack`` scans the files it packs for secrets and counts their tokens in worker processes, and a server's
 warm-up starts the same workers: their fork server starts first thing, and imports detect-secrets and builds the
-encoder on another CPU while this process imports the CLI (and a server the MCP SDK: half a second), where there
-is more than one CPU and a fork server (see ``tandem.fork_server``). A server whose settings turn out to want no
+token counter on another CPU while this process imports the CLI (and a server the MCP SDK: half a second), where
+there is more than one CPU and a fork server (see ``tandem.fork_server``). A server whose settings turn out to want no
 warm-up stops it again (``cli.serve``).
 
 The CLI is imported with the garbage collector paused: importing pydantic's models and Typer's commands creates
@@ -18,9 +18,9 @@ import os
 import sys
 
 PRELOADS = ("tandem.core.secret_scan_prepared", "tandem.core.encoder_prepared")
-"""What the workers of ``tandem pack`` and of a server's warm-up preload: detect-secrets prepared and the encoder
-built, so that they scan and count (``secret_engine.PREPARED``, ``tokens.PREPARED``, named here so as not to import
-those modules)."""
+"""What the workers of ``tandem pack`` and of a server's warm-up preload: detect-secrets prepared and the token
+counter built, so that they scan and count (``secret_engine.PREPARED``, ``tokens.PREPARED``, named here so as not
+to import those modules)."""
 
 
 def _start_workers(argv: list[str]) -> None:

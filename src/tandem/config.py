@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     log_requests: bool = Field(True, description="Log one structured line per request with its correlation id.")
     warm_up: bool = Field(
         True,
-        description="When a server starts, prepare in the background what first calls need (the token encoder, "
+        description="When a server starts, prepare in the background what first calls need (the token counter, "
         "detect-secrets, the worker processes), so that a first pack is as quick as a later one.",
     )
     tracing: bool = Field(False, description="Emit OpenTelemetry spans per request (needs an exporter installed).")

@@ -53,7 +53,7 @@ WARM_WORKERS = 2
 @toolset.warm_up
 def _warm_up(settings: Settings) -> None:
     """What a server's first pack would otherwise start itself: worker processes with detect-secrets loaded and
-    the default encoding's encoder built (they scan the files and count their tokens), and here detect-secrets
+    the default encoding's token counter built (they scan the files and count their tokens), and here detect-secrets
     (for the text scanned in this process: a diff, a specialist's question)."""
     worker_processes.preload(secret_engine.PREPARED)
     worker_processes.preload(tokens.PREPARED)
@@ -105,7 +105,7 @@ def _read(
 def _counting(texts: list[str], encoding: EncodingName) -> threading.Thread:
     """``count_many(texts)`` started in a thread of its own, so that the pack's count finds them known (files
     left out for a secret are counted too: a few, and their counts are kept like any other, so that a repeated
-    pack needs no encoder); a failure is left for the pack's own count to meet."""
+    pack needs no token counter); a failure is left for the pack's own count to meet."""
 
     def run() -> None:
         with contextlib.suppress(Exception):
@@ -192,7 +192,7 @@ async def pack_codebase(
     files, skipped, digests = await ctx.run_sync(lambda: _read(ctx.workspace, listed, ctx.settings.max_file_bytes))
     if leave_out_secrets and files:
         # What the pack counts is these texts (unless cut or numbered first): they are counted while they are
-        # scanned, since the encoder releases the GIL and the scan may run in other processes.
+        # scanned, in the worker processes where they run (this thread waits on them), else in this process.
         counting = None if compress or line_numbers else _counting([f.text for f in files], encoding)
         files, with_secrets = await _without_secrets(ctx, files, digests)
         if counting is not None:
